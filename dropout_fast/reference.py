@@ -1,0 +1,283 @@
+"""The Numba backend of dropout_fast, bit-exact with the C library.
+
+A second implementation of the stream contract in src_c/dropout_fast.h,
+following the scalar C specification (src_c/df_philox.h and
+src_c/df_kernels_scalar.c) step for step, so that masks and outputs agree
+with every C instruction set bit for bit:
+
+- Philox4x32-10 (Salmon et al., SC'11) on counter (block lo, block lo >> 32,
+  block hi, stream) and key (seed & 0xFFFFFFFF, seed >> 32); the 96-bit block
+  index of element i is block0 + i // 8 with the carry from lo into hi.
+- keep(i) = A < T >> 16, or A == T >> 16 and B < T & 0xFFFF, with A and B the
+  16-bit draws of streams 0 and 1; stream 1 is computed only for such a tie,
+  and only when T & 0xFFFF != 0 (df_keep_byte).
+- Kept y = x * scale in the array dtype, dropped y = +0.0; no fastmath, so
+  LLVM neither contracts nor reorders the multiply.
+
+The kernel functions (`philox4x32`, `mask`, `fwd`, `bwd_bits`) take the
+arguments the Python API layer passes to the C extension, refuse buffers that
+would let a kernel index out of bounds (Numba does not check), and normalise
+the scalars to fixed types (uint64 words, scale in the array's dtype) so each
+kernel compiles once per dtype. `prange` runs over chunks of 512 whole blocks
+(8 elements, one mask byte each), so no two threads write the same byte and
+the split never changes a bit. Inside a chunk, the stream-0 loop is branch-free
+so LLVM vectorises Philox across blocks; the rare ties are resolved afterwards.
+Hot loops index with np.uint64: Numba adds negative-index handling for signed
+indices, which blocks vectorisation and costs 3-5x. Word arithmetic is held in
+np.uint64 with explicit masks, since Numba promotes uint32 operands to 64 bits
+and mixing signed with unsigned integers gives float64.
+
+Nothing compiles at import: the njit functions are lazy and compile on first
+call, with the machine code cached on disk (cache=True).
+"""
+import sys
+
+import numba as nb
+import numpy as np
+from numba import prange
+
+_M0 = np.uint64(0xD2511F53)
+_M1 = np.uint64(0xCD9E8D57)
+_W0 = np.uint64(0x9E3779B9)
+_W1 = np.uint64(0xBB67AE85)
+_LO32 = np.uint64(0xFFFFFFFF)
+_LO16 = np.uint64(0xFFFF)
+_S16 = np.uint64(16)
+_S32 = np.uint64(32)
+_ZERO = np.uint64(0)
+_ONE = np.uint64(1)
+
+
+@nb.njit(inline="always")
+def _philox(c0, c1, c2, c3, k0, k1, rounds):
+    """Philox4x32-R on 32-bit words held in uint64; the key is bumped by the
+    Weyl constants before every round after the first (Random123 philox.h)."""
+    for r in range(rounds):
+        if r > 0:
+            k0 = (k0 + _W0) & _LO32
+            k1 = (k1 + _W1) & _LO32
+        p0 = _M0 * c0
+        p1 = _M1 * c2
+        c0, c1, c2, c3 = (p1 >> _S32) ^ c1 ^ k0, p1 & _LO32, (p0 >> _S32) ^ c3 ^ k1, p0 & _LO32
+    return c0, c1, c2, c3
+
+
+@nb.njit(inline="always")
+def _lt(a, t):
+    """1 if a < t else 0, for a, t < 2**63, without a branch."""
+    return (a - t) >> np.uint64(63)
+
+
+@nb.njit(inline="always")
+def _halves(w0, w1, w2, w3):
+    """A block's eight 16-bit halves in stream order."""
+    return (w0 & _LO16, w0 >> _S16, w1 & _LO16, w1 >> _S16,
+            w2 & _LO16, w2 >> _S16, w3 & _LO16, w3 >> _S16)
+
+
+@nb.njit(inline="always")
+def _block(lo0, hi0, j, stream, k0, k1):
+    """Halves of block block0 + j of `stream`: the 96-bit index carries from lo into hi."""
+    lo = lo0 + j
+    hi = (hi0 + np.uint64(lo < lo0)) & _LO32
+    w0, w1, w2, w3 = _philox(lo & _LO32, lo >> _S32, hi, stream, k0, k1, 10)
+    return _halves(w0, w1, w2, w3)
+
+
+@nb.njit(inline="always")
+def _keep_tie(lo0, hi0, j, k0, k1, thi):
+    """Bits 0-7: A < T >> 16 for the 8 elements of block j; bits 8-15: A == T >> 16."""
+    a = _block(lo0, hi0, j, _ZERO, k0, k1)
+    r = _ZERO
+    for h in range(8):
+        r |= _lt(a[h], thi) << np.uint64(h)
+        r |= np.uint64(a[h] == thi) << np.uint64(h + 8)
+    return r
+
+
+@nb.njit(inline="always")
+def _chunk_keep(kt, j0, j1, lo0, hi0, k0, k1, thi, tlo):
+    """kt[j - j0] = keep bits of block j for j in [j0, j1) (df_keep_byte in df_philox.h).
+
+    The stream-0 loop has no branch, so LLVM vectorises Philox across blocks;
+    ties (probability 2**-16 per element) are resolved from stream 1 afterwards,
+    only if some block of the chunk has one and T & 0xFFFF != 0."""
+    ties = _ZERO
+    for j in range(j0, j1):
+        r = _keep_tie(lo0, hi0, j, k0, k1, thi)
+        kt[j - j0] = np.uint16(r)
+        ties |= r
+    if ties >> np.uint64(8) != _ZERO and tlo != _ZERO:
+        for j in range(j0, j1):
+            r = np.uint64(kt[j - j0])
+            if r >> np.uint64(8) != _ZERO:
+                b = _block(lo0, hi0, j, _ONE, k0, k1)
+                for h in range(8):
+                    if (r >> np.uint64(h + 8)) & _ONE:
+                        r |= _lt(b[h], tlo) << np.uint64(h)
+                kt[j - j0] = np.uint16(r)
+
+
+# Blocks per prange iteration: 4096 elements, whose x and y stay in L1/L2.
+_CHUNK = np.uint64(512)
+
+
+@nb.njit(inline="always")
+def _chunk_range(c, nblocks):
+    j0 = c * _CHUNK
+    return j0, min(j0 + _CHUNK, nblocks)
+
+
+@nb.njit(inline="always")
+def _store_bits(bits, kt, j0, j1, n):
+    """bits[j] = keep byte of block j, the bits past element n - 1 cleared."""
+    for j in range(j0, j1):
+        bits[j] = np.uint8(kt[j - j0])
+    if (j1 << np.uint64(3)) > n:
+        bits[j1 - _ONE] &= np.uint8((_ONE << (n & np.uint64(7))) - _ONE)
+
+
+@nb.njit(parallel=True, cache=True)
+def _philox_kernel(ctr, key, out, rounds):
+    for j in prange(ctr.shape[0]):
+        u = np.uint64(j)
+        c0, c1, c2, c3 = _philox(np.uint64(ctr[u, 0]), np.uint64(ctr[u, 1]),
+                                 np.uint64(ctr[u, 2]), np.uint64(ctr[u, 3]),
+                                 np.uint64(key[u, 0]), np.uint64(key[u, 1]), rounds)
+        out[u, 0] = np.uint32(c0)
+        out[u, 1] = np.uint32(c1)
+        out[u, 2] = np.uint32(c2)
+        out[u, 3] = np.uint32(c3)
+
+
+@nb.njit(parallel=True, cache=True)
+def _mask_kernel(bits, n, k0, k1, lo0, hi0, thi, tlo):
+    nblocks = (n + np.uint64(7)) >> np.uint64(3)
+    for cc in prange((nblocks + _CHUNK - _ONE) // _CHUNK):
+        j0, j1 = _chunk_range(np.uint64(cc), nblocks)
+        # Numba hoists this allocation out of the loop into each thread's share
+        # of it (see parallel_diagnostics): one scratch buffer per thread.
+        kt = np.empty(_CHUNK, dtype=np.uint16)
+        _chunk_keep(kt, j0, j1, lo0, hi0, k0, k1, thi, tlo)
+        _store_bits(bits, kt, j0, j1, n)
+
+
+@nb.njit(parallel=True, cache=True)
+def _fwd_kernel(x, y, bits, want_bits, k0, k1, lo0, hi0, thi, tlo, scale, zero):
+    n = np.uint64(x.shape[0])
+    nblocks = (n + np.uint64(7)) >> np.uint64(3)
+    for cc in prange((nblocks + _CHUNK - _ONE) // _CHUNK):
+        j0, j1 = _chunk_range(np.uint64(cc), nblocks)
+        kt = np.empty(_CHUNK, dtype=np.uint16)
+        _chunk_keep(kt, j0, j1, lo0, hi0, k0, k1, thi, tlo)
+        i0 = j0 << np.uint64(3)
+        for i in range(i0, min(j1 << np.uint64(3), n)):
+            keep = (np.uint64(kt[(i - i0) >> np.uint64(3)]) >> (i & np.uint64(7))) & _ONE
+            y[i] = x[i] * scale if keep else zero
+        if want_bits:
+            _store_bits(bits, kt, j0, j1, n)
+
+
+@nb.njit(parallel=True, cache=True)
+def _bwd_kernel(dy, dx, bits, scale, zero):
+    n = np.uint64(dy.shape[0])
+    nblocks = (n + np.uint64(7)) >> np.uint64(3)
+    for cc in prange((nblocks + _CHUNK - _ONE) // _CHUNK):
+        j0, j1 = _chunk_range(np.uint64(cc), nblocks)
+        for i in range(j0 << np.uint64(3), min(j1 << np.uint64(3), n)):
+            keep = (np.uint64(bits[i >> np.uint64(3)]) >> (i & np.uint64(7))) & _ONE
+            dx[i] = dy[i] * scale if keep else zero
+
+
+def _buf(a, n, name, dtypes):
+    """a as a 1-D view of at least n items, refusing what would let a kernel
+    touch memory out of bounds (Numba does not check indices)."""
+    if not isinstance(a, np.ndarray) or not a.flags.c_contiguous or a.size < n:
+        raise ValueError(f"{name}: expected a C-contiguous array of at least {n} items")
+    if a.dtype not in dtypes:
+        raise TypeError(f"{name}: expected dtype {' or '.join(map(str, dtypes))}, not {a.dtype}")
+    return a.reshape(-1)
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_U8 = (np.dtype(np.uint8),)
+_U32 = (np.dtype(np.uint32),)
+
+
+def _stream_args(n, key0, key1, block_lo, block_hi, thresh):
+    """Key, block offset and threshold words as the fixed types the kernels take."""
+    n, block_lo, block_hi, thresh = int(n), int(block_lo), int(block_hi), int(thresh)
+    if not 0 <= thresh <= 2**32:
+        raise ValueError(f"thresh: {thresh} is outside [0, 2**32]")
+    if (block_hi << 64 | block_lo) + (n + 7) // 8 > 2**96:
+        raise ValueError("block0: the call's counter range passes 2**96 blocks")
+    return (np.uint64(key0 & 0xFFFFFFFF), np.uint64(key1 & 0xFFFFFFFF), np.uint64(block_lo),
+            np.uint64(block_hi), np.uint64(thresh >> 16), np.uint64(thresh & 0xFFFF))
+
+
+def philox4x32(ctr, key, out, rounds):
+    """out[j] = Philox4x32-rounds(ctr[j], key[j]) on uint32 arrays (n, 4), (n, 2), (n, 4)."""
+    if not 0 <= rounds <= 16:
+        raise ValueError(f"rounds: {rounds} is outside [0, 16]")
+    n = out.size // 4
+    ctr = _buf(ctr, 4 * n, "ctr", _U32)[:4 * n].reshape(n, 4)
+    key = _buf(key, 2 * n, "key", _U32)[:2 * n].reshape(n, 2)
+    _philox_kernel(ctr, key, _buf(out, 4 * n, "out", _U32)[:4 * n].reshape(n, 4), np.int64(rounds))
+
+
+def mask(bits, n, key0, key1, block_lo, block_hi, thresh, nthreads=0, isa=-1):
+    """bits[i // 8] bit i % 8 = keep(i) for i in [0, n); unused high bits are 0.
+
+    nthreads and isa are options of the C backend, accepted and ignored: the
+    Numba backend uses numba's thread pool, and results never depend on it."""
+    bits = _buf(bits, (n + 7) // 8, "bits", _U8)
+    _mask_kernel(bits, np.uint64(n), *_stream_args(n, key0, key1, block_lo, block_hi, thresh))
+
+
+def fwd(x, y, bits, key0, key1, block_lo, block_hi, thresh, scale, nthreads=0, isa=-1):
+    """y[i] = keep(i) ? x[i] * scale : +0.0, and bits (unless None) as in `mask`.
+
+    x, y: float32 or float64, the same dtype; y may be x. scale is rounded once
+    to that dtype."""
+    x = _buf(x, 0, "x", _FLOATS)
+    n = x.size
+    y = _buf(y, n, "y", (x.dtype,))
+    want_bits = bits is not None
+    bits = _buf(bits, (n + 7) // 8, "bits", _U8) if want_bits else np.empty(0, dtype=np.uint8)
+    t = x.dtype.type
+    _fwd_kernel(x, y, bits, want_bits,
+                *_stream_args(n, key0, key1, block_lo, block_hi, thresh), t(scale), t(0))
+
+
+def bwd_bits(dy, dx, bits, scale, nthreads=0, isa=-1):
+    """dx[i] = bit i of bits ? dy[i] * scale : +0.0; dx may be dy. scale is
+    rounded once to dy's dtype."""
+    dy = _buf(dy, 0, "dy", _FLOATS)
+    n = dy.size
+    dx = _buf(dx, n, "dx", (dy.dtype,))
+    bits = _buf(bits, (n + 7) // 8, "bits", _U8)
+    t = dy.dtype.type
+    _bwd_kernel(dy, dx, bits, t(scale), t(0))
+
+
+# Public functions: the API of dropout_fast.api, computed by these kernels.
+# (api is imported late: it may be importing this module as its fallback backend.)
+def dropout(x, p=0.5, *, training=True, rng=None, out=None):
+    """`dropout_fast.dropout` computed by the Numba kernels (same masks, same outputs)."""
+    from dropout_fast import api
+    return api.dropout_impl(_this, x, p, training, rng, out)
+
+
+def dropout_forward(x, p=0.5, *, rng=None, out=None, mask="bits"):
+    """`dropout_fast.dropout_forward` computed by the Numba kernels."""
+    from dropout_fast import api
+    return api.forward_impl(_this, x, p, rng, out, mask)
+
+
+def dropout_backward(dy, m, *, out=None):
+    """`dropout_fast.dropout_backward` computed by the Numba kernels."""
+    from dropout_fast import api
+    return api.backward_impl(_this, dy, m, out)
+
+
+_this = sys.modules[__name__]

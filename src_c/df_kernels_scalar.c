@@ -1,0 +1,55 @@
+/* df_kernels_scalar.c: the portable bodies. They are the specification: every
+ * SIMD body must reproduce them bit for bit. Any C11 compiler, any CPU. */
+#include "df_internal.h"
+#include "df_philox.h"
+
+static void mask_scalar(uint8_t *bits, int64_t n, df_key_t key, df_block_t block0,
+                        uint64_t thresh)
+{
+    for (int64_t i = 0; i < n; i += 8) {
+        df_block_t b = df_block_add(block0, (uint64_t)(i >> 3));
+        uint32_t w[4];
+        df_philox_block(w, key, b, 0);
+        unsigned keep = df_keep_byte(w, key, b, thresh);
+        int64_t m = n - i < 8 ? n - i : 8;
+        bits[i >> 3] = (uint8_t)(keep & ((1u << m) - 1u));
+    }
+}
+
+/* y[i] = keep(i) ? x[i] * scale : 0, one block (8 elements) at a time. */
+#define DF_DEFINE_FWD_SCALAR(NAME, T)                                                      \
+    static void NAME(const T *x, T *y, uint8_t *bits, int64_t n, df_key_t key,             \
+                     df_block_t block0, uint64_t thresh, T scale, int stream)              \
+    {                                                                                      \
+        (void)stream;                                                                      \
+        for (int64_t i = 0; i < n; i += 8) {                                               \
+            df_block_t b = df_block_add(block0, (uint64_t)(i >> 3));                       \
+            uint32_t w[4];                                                                 \
+            df_philox_block(w, key, b, 0);                                                 \
+            unsigned keep = df_keep_byte(w, key, b, thresh);                               \
+            int64_t m = n - i < 8 ? n - i : 8;                                             \
+            for (int64_t h = 0; h < m; ++h)                                                \
+                y[i + h] = ((keep >> h) & 1u) ? x[i + h] * scale : (T)0;                   \
+            if (bits)                                                                      \
+                bits[i >> 3] = (uint8_t)(keep & ((1u << m) - 1u));                         \
+        }                                                                                  \
+    }
+
+/* dx[i] = bit i ? dy[i] * scale : 0. */
+#define DF_DEFINE_BWD_SCALAR(NAME, T)                                                      \
+    static void NAME(const T *dy, T *dx, const uint8_t *bits, int64_t n, T scale,          \
+                     int stream)                                                           \
+    {                                                                                      \
+        (void)stream;                                                                      \
+        for (int64_t i = 0; i < n; ++i)                                                    \
+            dx[i] = ((bits[i >> 3] >> (i & 7)) & 1u) ? dy[i] * scale : (T)0;               \
+    }
+
+DF_DEFINE_FWD_SCALAR(fwd_f32_scalar, float)
+DF_DEFINE_FWD_SCALAR(fwd_f64_scalar, double)
+DF_DEFINE_BWD_SCALAR(bwd_f32_scalar, float)
+DF_DEFINE_BWD_SCALAR(bwd_f64_scalar, double)
+
+const df_kernels_t df_kernels_scalar = {
+    DF_ISA_SCALAR, mask_scalar, fwd_f32_scalar, fwd_f64_scalar, bwd_f32_scalar, bwd_f64_scalar,
+};

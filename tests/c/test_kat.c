@@ -1,0 +1,146 @@
+/* test_kat.c: the C library checked without Python. Philox4x32 known-answer
+ * vectors (Random123's kat_vectors, 7 and 10 rounds), status codes, and every
+ * available instruction set against the scalar specification. Exits non-zero
+ * and prints what failed on any mismatch. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dropout_fast.h"
+
+static int failures = 0;
+
+#define CHECK(cond, ...)                                                                   \
+    do {                                                                                   \
+        if (!(cond)) {                                                                     \
+            ++failures;                                                                    \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                    \
+            printf(__VA_ARGS__);                                                           \
+            printf("\n");                                                                  \
+        }                                                                                  \
+    } while (0)
+
+static void test_kat(void)
+{
+    static const uint32_t in[3][6] = {
+        {0, 0, 0, 0, 0, 0},
+        {0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu},
+        {0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u, 0xa4093822u, 0x299f31d0u},
+    };
+    static const uint32_t r10[3][4] = {
+        {0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u},
+        {0x408f276du, 0x41c83b0eu, 0xa20bc7c6u, 0x6d5451fdu},
+        {0xd16cfe09u, 0x94fdccebu, 0x5001e420u, 0x24126ea1u},
+    };
+    static const uint32_t r7[3][4] = {
+        {0x5f6fb709u, 0x0d893f64u, 0x4f121f81u, 0x4f730a48u},
+        {0x5207ddc2u, 0x45165e59u, 0x4d8ee751u, 0x8c52f662u},
+        {0x4dfccabau, 0x190a87f0u, 0xc47362bau, 0xb6b5242au},
+    };
+    for (int v = 0; v < 3; ++v) {
+        uint32_t out[4];
+        CHECK(df_philox4x32(in[v], in[v] + 4, out, 1, 10) == DF_OK, "philox rc");
+        CHECK(memcmp(out, r10[v], sizeof out) == 0, "philox4x32-10 vector %d", v);
+        CHECK(df_philox4x32(in[v], in[v] + 4, out, 1, 7) == DF_OK, "philox rc");
+        CHECK(memcmp(out, r7[v], sizeof out) == 0, "philox4x32-7 vector %d", v);
+    }
+}
+
+static void test_status(void)
+{
+    df_key_t key = {1, 2};
+    df_block_t b = {0, 0};
+    float x = 1.0f;
+    uint8_t bits[1];
+    uint32_t c[4] = {0}, k[2] = {0}, o[4];
+    CHECK(df_philox4x32(c, k, o, 1, 17) == DF_ERR_ROUNDS, "rounds 17");
+    CHECK(df_philox4x32(c, k, o, 1, -1) == DF_ERR_ROUNDS, "rounds -1");
+    CHECK(df_philox4x32(NULL, k, o, 1, 10) == DF_ERR_ARG, "NULL ctr");
+    CHECK(df_dropout_fwd_f32(NULL, &x, NULL, 1, key, b, 1u << 31, 2.0f, NULL) == DF_ERR_ARG,
+          "NULL x");
+    CHECK(df_dropout_fwd_f32(&x, &x, NULL, -1, key, b, 1u << 31, 2.0f, NULL) == DF_ERR_ARG,
+          "n < 0");
+    CHECK(df_dropout_fwd_f32(NULL, NULL, NULL, 0, key, b, 1u << 31, 2.0f, NULL) == DF_OK,
+          "n == 0 with NULL");
+    CHECK(df_dropout_fwd_f32(&x, &x, NULL, 1, key, b, ((uint64_t)1 << 32) + 1, 2.0f, NULL) ==
+              DF_ERR_THRESH,
+          "thresh");
+    df_block_t top = {~(uint64_t)0, 0xFFFFFFFFu};
+    CHECK(df_dropout_mask(bits, 8, key, top, 1u << 31, NULL) == DF_OK, "last block");
+    CHECK(df_dropout_mask(bits, 9, key, top, 1u << 31, NULL) == DF_ERR_RANGE, "past 2**96");
+    df_opts_t bad = {1, 99};
+    CHECK(df_dropout_mask(bits, 8, key, b, 1u << 31, &bad) == DF_ERR_ISA, "isa 99");
+    CHECK(df_dropout_bwd_bits_f32(&x, &x, NULL, 1, 2.0f, NULL) == DF_ERR_ARG, "NULL bits");
+    for (int s = 0; s <= DF_ERR_ROUNDS; ++s)
+        CHECK(strcmp(df_status_str((df_status_t)s), "unknown status") != 0, "status_str %d", s);
+    CHECK(strcmp(df_version(), DF_VERSION_STRING) == 0, "version");
+}
+
+/* Every instruction set, every thread count, equals the scalar body. */
+static void test_isa_equal(void)
+{
+    static const int64_t sizes[] = {0, 1, 7, 8, 63, 64, 65, 1000, 4099, 200003};
+    static const uint64_t thresholds[] = {0, 1, 0x7FFFFFFFu, 0x80000000u, 0xE6666666u,
+                                          0xFFFFFFFFu, (uint64_t)1 << 32, 0x1999999Au};
+    static const df_block_t offsets[] = {{0, 0}, {12345, 0}, {0xFFFFFFF0u, 0}, {~(uint64_t)0 - 40, 7}};
+    const int64_t nmax = 200003;
+    float *x = malloc(nmax * sizeof *x), *y0 = malloc(nmax * sizeof *x), *y1 = malloc(nmax * sizeof *x);
+    double *xd = malloc(nmax * sizeof *xd), *yd0 = malloc(nmax * sizeof *xd), *yd1 = malloc(nmax * sizeof *xd);
+    uint8_t *b0 = malloc(nmax / 8 + 1), *b1 = malloc(nmax / 8 + 1);
+    for (int64_t i = 0; i < nmax; ++i) {
+        x[i] = (float)(i % 1001) * 0.37f - 100.0f;
+        xd[i] = (double)(i % 1003) * 0.37 - 100.0;
+    }
+    df_key_t key = {0x12345678u, 0x9abcdef0u};
+    for (int isa = DF_ISA_SCALAR; isa <= DF_ISA_AVX512; ++isa) {
+        if (!df_isa_available((df_isa_t)isa))
+            continue;
+        for (int nt = 1; nt <= 3; ++nt) {
+            df_opts_t ref = {1, DF_ISA_SCALAR}, opt = {nt, isa};
+            for (size_t si = 0; si < sizeof sizes / sizeof *sizes; ++si)
+                for (size_t ti = 0; ti < sizeof thresholds / sizeof *thresholds; ++ti)
+                    for (size_t oi = 0; oi < sizeof offsets / sizeof *offsets; ++oi) {
+                        int64_t n = sizes[si];
+                        uint64_t t = thresholds[ti];
+                        df_block_t o = offsets[oi];
+                        size_t nb = (size_t)(n + 7) / 8;
+                        float s = 1.25f;
+                        memset(b0, 0xAA, nb);
+                        memset(b1, 0x55, nb);
+                        df_dropout_fwd_f32(x, y0, b0, n, key, o, t, s, &ref);
+                        df_dropout_fwd_f32(x, y1, b1, n, key, o, t, s, &opt);
+                        CHECK(memcmp(y0, y1, n * sizeof *x) == 0 && memcmp(b0, b1, nb) == 0,
+                              "fwd_f32 isa %s nt %d n %lld t %llx", df_isa_name(isa), nt,
+                              (long long)n, (unsigned long long)t);
+                        df_dropout_fwd_f64(xd, yd0, NULL, n, key, o, t, 1.25, &ref);
+                        df_dropout_fwd_f64(xd, yd1, NULL, n, key, o, t, 1.25, &opt);
+                        CHECK(memcmp(yd0, yd1, n * sizeof *xd) == 0, "fwd_f64 isa %s n %lld",
+                              df_isa_name(isa), (long long)n);
+                        memset(b1, 0x33, nb);
+                        df_dropout_mask(b1, n, key, o, t, &opt);
+                        CHECK(memcmp(b0, b1, nb) == 0, "mask isa %s n %lld", df_isa_name(isa),
+                              (long long)n);
+                        df_dropout_bwd_bits_f32(x, y0, b0, n, s, &ref);
+                        df_dropout_bwd_bits_f32(x, y1, b0, n, s, &opt);
+                        CHECK(memcmp(y0, y1, n * sizeof *x) == 0, "bwd_f32 isa %s n %lld",
+                              df_isa_name(isa), (long long)n);
+                        df_dropout_fwd_f64(xd, yd0, b0, n, key, o, t, 1.25, &ref);
+                        df_dropout_bwd_bits_f64(xd, yd0, b0, n, 1.25, &ref);
+                        df_dropout_bwd_bits_f64(xd, yd1, b0, n, 1.25, &opt);
+                        CHECK(memcmp(yd0, yd1, n * sizeof *xd) == 0, "bwd_f64 isa %s n %lld",
+                              df_isa_name(isa), (long long)n);
+                    }
+        }
+    }
+    free(x); free(y0); free(y1); free(xd); free(yd0); free(yd1); free(b0); free(b1);
+}
+
+int main(void)
+{
+    test_kat();
+    test_status();
+    test_isa_equal();
+    printf("dropout_fast C tests: %s (isa default %s, openmp %d)\n", failures ? "FAILED" : "ok",
+           df_isa_name(df_isa_default()), df_has_openmp());
+    return failures ? 1 : 0;
+}
