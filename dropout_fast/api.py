@@ -20,7 +20,6 @@ __all__ = [
 ]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-_ALIGNED_MIN_BYTES = 1 << 20  # large outputs are 64-byte aligned so kernels can stream
 MASK_MODES = ("bits", "recompute")
 
 
@@ -82,17 +81,6 @@ def check_out(out, like: np.ndarray, name: str = "out") -> np.ndarray:
     return out
 
 
-def empty(shape, dtype) -> np.ndarray:
-    """np.empty, 64-byte aligned when large (streaming stores need it)."""
-    dtype = np.dtype(dtype)
-    nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes < _ALIGNED_MIN_BYTES:
-        return np.empty(shape, dtype)
-    buf = np.empty(nbytes + 64, np.uint8)
-    skip = -buf.ctypes.data % 64
-    return buf[skip:skip + nbytes].view(dtype).reshape(shape)
-
-
 def apply(x: np.ndarray, out: Optional[np.ndarray], kernel) -> np.ndarray:
     """Run kernel(src_flat, dst_flat) over x's logical C order; returns the output.
 
@@ -102,14 +90,14 @@ def apply(x: np.ndarray, out: Optional[np.ndarray], kernel) -> np.ndarray:
     """
     src = np.ascontiguousarray(x)
     if out is None:
-        y = empty(x.shape, x.dtype)
+        y = np.empty(x.shape, x.dtype)
         direct = True
     else:
         y = out
         direct = y.flags.c_contiguous and (y is src or not np.may_share_memory(y, src))
     if x.size == 0:
         return y
-    dst = y if direct else empty(x.shape, x.dtype)
+    dst = y if direct else np.empty(x.shape, x.dtype)
     kernel(src.reshape(-1), dst.reshape(-1))
     if not direct:
         y[...] = dst
@@ -197,8 +185,6 @@ def forward_impl(kernels, x, p, rng: RNGLike, out, mask: str):
         kernels.fwd(src, dst, bits, gen.key[0], gen.key[1], lo, hi, thresh, scale, nt, isa)
 
     y = apply(x, out, kernel)
-    if n == 0 and bits is not None:
-        bits = np.empty(0, np.uint8)
     return y, DropoutMask(p, x.shape, gen.key, offset, bits)
 
 

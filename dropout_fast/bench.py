@@ -39,7 +39,8 @@ def forward_impls(x: np.ndarray, threads: int) -> Dict[str, Optional[Callable]]:
     np_rng = np.random.default_rng(0)
     scale = x.dtype.type(1 / (1 - P))
     impls: Dict[str, Optional[Callable]] = {
-        "dropout_fast": lambda: df.dropout(x, P, rng=g, out=y),
+        "dropout_fast": lambda: df.dropout(x, P, rng=g),
+        "dropout_fast (out=)": lambda: df.dropout(x, P, rng=g, out=y),
         "numpy": lambda: np.multiply(x, (np_rng.random(x.shape, dtype=x.dtype) >= P) * scale,
                                      out=y),
         "numba reference": lambda: reference.dropout(x, P, rng=g, out=y),
@@ -63,8 +64,9 @@ def backward_impls(x: np.ndarray, threads: int) -> Dict[str, Optional[Callable]]
     keep = m_bits.to_bool()
     scale = x.dtype.type(1 / (1 - P))
     impls: Dict[str, Optional[Callable]] = {
-        "dropout_fast (bits)": lambda: df.dropout_backward(dy, m_bits, out=dx),
-        "dropout_fast (recompute)": lambda: df.dropout_backward(dy, m_re, out=dx),
+        "dropout_fast (bits)": lambda: df.dropout_backward(dy, m_bits),
+        "dropout_fast (bits, out=)": lambda: df.dropout_backward(dy, m_bits, out=dx),
+        "dropout_fast (recompute, out=)": lambda: df.dropout_backward(dy, m_re, out=dx),
         "numpy": lambda: np.multiply(dy, keep * scale, out=dx),
         "numba reference": lambda: reference.dropout_backward(dy, m_ref, out=dx),
         "numpy.copyto": lambda: np.copyto(dx, dy),
@@ -180,11 +182,20 @@ def main(argv=None) -> int:
                     default=[16, 20, 24], help="comma-separated log2 sizes (default 16,20,24)")
     ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     ap.add_argument("--threads", type=int, default=1, help="threads for every implementation")
+    ap.add_argument("--isa", choices=list(_config.ISA_CODES),
+                    help="force dropout_fast's SIMD path (default: the best available)")
     ap.add_argument("--json", metavar="FILE", help="also write rows and machine info as JSON")
     args = ap.parse_args(argv)
     if args.threads < 1 or any(not 0 <= s <= 30 for s in args.sizes):
         ap.error("--threads must be >= 1 and --sizes log2 values in [0, 30]")
     rounds, min_time = (5, 0.02) if args.quick else (15, 0.1)
+    if args.isa:
+        with _config.force_isa(args.isa):
+            return _report(args, rounds, min_time)
+    return _report(args, rounds, min_time)
+
+
+def _report(args, rounds: int, min_time: float) -> int:
     info = machine_info()
     print(f"# dropout_fast {df.__version__} bench: {info['cpu']}, isa {info['dropout_fast_isa']}, "
           f"threads {args.threads}, {args.dtype}, p={P}, {time.strftime('%Y-%m-%d')}")

@@ -42,7 +42,7 @@ static const df_kernels_t *table_of(df_isa_t isa)
 
 int df_isa_available(df_isa_t isa)
 {
-    return table_of(isa) != NULL && table_of(isa)->fwd_f32 != NULL && cpu_has(isa);
+    return table_of(isa) != NULL && cpu_has(isa);
 }
 
 static df_isa_t resolve_default(void)

@@ -22,7 +22,12 @@ def build(tmp_path, *flags):
 
 
 @pytest.mark.skipif(shutil.which(CC) is None, reason="no C compiler")
-@pytest.mark.parametrize("flags", [("-fopenmp", "-DDF_USE_OPENMP=1"), ("-DDF_USE_OPENMP=0",)])
+@pytest.mark.parametrize("flags", [
+    ("-fopenmp", "-DDF_USE_OPENMP=1"),
+    ("-DDF_USE_OPENMP=0",),
+    ("-DDF_USE_OPENMP=0", "-O1", "-g", "-fsanitize=address,undefined",
+     "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"),
+], ids=["openmp", "serial", "asan-ubsan"])
 def test_c_program(tmp_path, flags):
     exe = build(tmp_path, *flags)
     run = subprocess.run([exe], capture_output=True, text=True, timeout=300)

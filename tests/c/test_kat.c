@@ -79,9 +79,10 @@ static void test_status(void)
 /* Every instruction set, every thread count, equals the scalar body. */
 static void test_isa_equal(void)
 {
-    static const int64_t sizes[] = {0, 1, 7, 8, 63, 64, 65, 1000, 4099, 200003};
-    static const uint64_t thresholds[] = {0, 1, 0x7FFFFFFFu, 0x80000000u, 0xE6666666u,
-                                          0xFFFFFFFFu, (uint64_t)1 << 32, 0x1999999Au};
+    static const int64_t sizes[] = {0, 1, 7, 8, 63, 64, 65, 255, 256, 257, 1000, 4099, 200003};
+    static const uint64_t thresholds[] = {0,           1,           0xFFFFu,     0x10000u,
+                                          0x1FFFFu,    0x7FFFFFFFu, 0x80000000u, 0xE6666666u,
+                                          0xFFFF0000u, 0xFFFFFFFFu, (uint64_t)1 << 32, 0x1999999Au};
     static const df_block_t offsets[] = {{0, 0}, {12345, 0}, {0xFFFFFFF0u, 0}, {~(uint64_t)0 - 40, 7}};
     const int64_t nmax = 200003;
     float *x = malloc(nmax * sizeof *x), *y0 = malloc(nmax * sizeof *x), *y1 = malloc(nmax * sizeof *x);
@@ -135,11 +136,172 @@ static void test_isa_equal(void)
     free(x); free(y0); free(y1); free(xd); free(yd0); free(yd1); free(b0); free(b1);
 }
 
+/* A float32 / float64 value no kernel writes: the guard around each output. */
+#define GUARD32 0x7FC0DEADu
+#define GUARD64 0x7FF8DEADDEADDEADull
+
+static int guards_ok(const void *buf, size_t esize, int64_t lo, int64_t hi, int64_t total)
+{
+    for (int64_t i = 0; i < total; ++i) {
+        if (i >= lo && i < hi)
+            continue;
+        uint64_t v = 0;
+        memcpy(&v, (const char *)buf + (size_t)i * esize, esize);
+        if (v != (esize == 4 ? GUARD32 : GUARD64))
+            return 0;
+    }
+    return 1;
+}
+
+/* C11 aligned_alloc wants a size that is a multiple of the alignment. */
+static void *alloc64(size_t bytes)
+{
+    return aligned_alloc(64, (bytes + 63) / 64 * 64);
+}
+
+static void fill_guard(void *buf, size_t esize, int64_t total)
+{
+    const uint32_t g32 = GUARD32;
+    const uint64_t g64 = GUARD64;
+    for (int64_t i = 0; i < total; ++i)
+        memcpy((char *)buf + (size_t)i * esize, esize == 4 ? (const void *)&g32 : (const void *)&g64,
+               esize);
+}
+
+/* Starts off 64-byte alignment (every output alignment the SIMD bodies shift
+ * by), in-place calls, outputs large enough for non-temporal stores (8 MiB),
+ * and no write outside [0, n) of y or past the last mask byte. */
+static void test_layouts(void)
+{
+    static const int64_t sizes[] = {1, 9, 15, 63, 64, 65, 127, 200, 255, 256, 257, 321, 1000, 4099};
+    static const int offs[][2] = {{0, 0}, {1, 1}, {3, 5}, {8, 0}, {0, 12}, {15, 15}, {7, 2}};
+    const int64_t nbig = ((int64_t)1 << 21) + 77, pad = 32, total = nbig + 2 * pad;
+    float *x = alloc64((size_t)total * 4), *y0 = alloc64((size_t)total * 4);
+    float *y1 = alloc64((size_t)total * 4);
+    double *xd = alloc64((size_t)total * 8), *yd0 = alloc64((size_t)total * 8);
+    double *yd1 = alloc64((size_t)total * 8);
+    uint8_t *b0 = malloc((size_t)total / 8 + 16), *b1 = malloc((size_t)total / 8 + 16);
+    for (int64_t i = 0; i < total; ++i) {
+        x[i] = (float)(i % 997) * 0.51f - 200.0f;
+        xd[i] = (double)(i % 991) * 0.51 - 200.0;
+    }
+    const df_key_t key = {0xdeadbeefu, 0x01234567u};
+    const df_block_t blk = {77, 0};
+    const uint64_t t = 0xB3333333u;
+    const df_opts_t ref = {1, DF_ISA_SCALAR};
+    for (int isa = DF_ISA_AVX2; isa <= DF_ISA_AVX512; ++isa) {
+        if (!df_isa_available((df_isa_t)isa))
+            continue;
+        const df_opts_t opt = {1, isa};
+        for (size_t si = 0; si <= sizeof sizes / sizeof *sizes; ++si)
+            for (size_t oi = 0; oi < sizeof offs / sizeof *offs; ++oi) {
+                const int64_t n = si < sizeof sizes / sizeof *sizes ? sizes[si] : nbig;
+                const int xo = offs[oi][0], yo = offs[oi][1];
+                const size_t nb = (size_t)(n + 7) / 8;
+                if (n == nbig && oi > 2)
+                    continue;
+                /* out of place, x and y at their own offsets */
+                df_dropout_fwd_f32(x + pad + xo, y0, b0, n, key, blk, t, 1.5f, &ref);
+                fill_guard(y1, 4, total);
+                memset(b1, 0xA5, nb + 16);
+                df_dropout_fwd_f32(x + pad + xo, y1 + pad + yo, b1, n, key, blk, t, 1.5f, &opt);
+                CHECK(memcmp(y0, y1 + pad + yo, (size_t)n * 4) == 0 && memcmp(b0, b1, nb) == 0,
+                      "fwd_f32 layout isa %s n %lld x+%d y+%d", df_isa_name(isa), (long long)n, xo, yo);
+                CHECK(guards_ok(y1, 4, pad + yo, pad + yo + n, total) && b1[nb] == 0xA5,
+                      "fwd_f32 wrote outside isa %s n %lld y+%d", df_isa_name(isa), (long long)n, yo);
+                /* in place at offset yo */
+                memcpy(y1 + pad + yo, x + pad + xo, (size_t)n * 4);
+                df_dropout_fwd_f32(y1 + pad + yo, y1 + pad + yo, NULL, n, key, blk, t, 1.5f, &opt);
+                CHECK(memcmp(y0, y1 + pad + yo, (size_t)n * 4) == 0, "fwd_f32 in place isa %s n %lld y+%d",
+                      df_isa_name(isa), (long long)n, yo);
+                /* backward from the bits, out of place and in place */
+                df_dropout_bwd_bits_f32(x + pad + xo, y0, b0, n, 0.75f, &ref);
+                fill_guard(y1, 4, total);
+                df_dropout_bwd_bits_f32(x + pad + xo, y1 + pad + yo, b0, n, 0.75f, &opt);
+                CHECK(memcmp(y0, y1 + pad + yo, (size_t)n * 4) == 0 &&
+                          guards_ok(y1, 4, pad + yo, pad + yo + n, total),
+                      "bwd_f32 layout isa %s n %lld x+%d y+%d", df_isa_name(isa), (long long)n, xo, yo);
+                memcpy(y1 + pad + yo, x + pad + xo, (size_t)n * 4);
+                df_dropout_bwd_bits_f32(y1 + pad + yo, y1 + pad + yo, b0, n, 0.75f, &opt);
+                CHECK(memcmp(y0, y1 + pad + yo, (size_t)n * 4) == 0, "bwd_f32 in place isa %s n %lld",
+                      df_isa_name(isa), (long long)n);
+                /* float64: same, with the mask from the mask kernel */
+                df_dropout_fwd_f64(xd + pad + xo, yd0, NULL, n, key, blk, t, 1.5, &ref);
+                fill_guard(yd1, 8, total);
+                df_dropout_fwd_f64(xd + pad + xo, yd1 + pad + yo, NULL, n, key, blk, t, 1.5, &opt);
+                CHECK(memcmp(yd0, yd1 + pad + yo, (size_t)n * 8) == 0 &&
+                          guards_ok(yd1, 8, pad + yo, pad + yo + n, total),
+                      "fwd_f64 layout isa %s n %lld x+%d y+%d", df_isa_name(isa), (long long)n, xo, yo);
+                memset(b1, 0xA5, nb + 16);
+                df_dropout_mask(b1, n, key, blk, t, &opt);
+                CHECK(memcmp(b0, b1, nb) == 0 && b1[nb] == 0xA5, "mask isa %s n %lld",
+                      df_isa_name(isa), (long long)n);
+                df_dropout_bwd_bits_f64(xd + pad + xo, yd0, b0, n, 0.75, &ref);
+                memcpy(yd1 + pad + yo, xd + pad + xo, (size_t)n * 8);
+                df_dropout_bwd_bits_f64(yd1 + pad + yo, yd1 + pad + yo, b0, n, 0.75, &opt);
+                CHECK(memcmp(yd0, yd1 + pad + yo, (size_t)n * 8) == 0, "bwd_f64 in place isa %s n %lld",
+                      df_isa_name(isa), (long long)n);
+            }
+    }
+    free(x); free(y0); free(y1); free(xd); free(yd0); free(yd1); free(b0); free(b1);
+}
+
+/* The tie A == thresh >> 16 taken both ways: with thresh's low bits the kept
+ * set lies strictly between those of thi << 16 and (thi + 1) << 16. Also a
+ * backward mask whose unused high bits of the last byte are set (ignored). */
+static void test_ties(void)
+{
+    const int64_t n = (int64_t)1 << 22;
+    uint8_t *lo = malloc((size_t)n / 8), *mid = malloc((size_t)n / 8), *hi = malloc((size_t)n / 8);
+    uint8_t *got = malloc((size_t)n / 8);
+    const df_key_t key = {0x9e3779b9u, 0x7f4a7c15u};
+    const df_block_t blk = {0xFFFFFF00u, 3}; /* the low counter word wraps inside the call */
+    const uint64_t t = 0xE6666666u, tlo0 = t & ~(uint64_t)0xFFFF, thi1 = tlo0 + 0x10000;
+    const df_opts_t ref = {1, DF_ISA_SCALAR};
+    df_dropout_mask(lo, n, key, blk, tlo0, &ref);
+    df_dropout_mask(mid, n, key, blk, t, &ref);
+    df_dropout_mask(hi, n, key, blk, thi1, &ref);
+    int64_t more = 0, fewer = 0, nested = 1;
+    for (int64_t i = 0; i < n / 8; ++i) {
+        nested &= (lo[i] & ~mid[i]) == 0 && (mid[i] & ~hi[i]) == 0;
+        more += __builtin_popcount((unsigned)(mid[i] & ~lo[i]));
+        fewer += __builtin_popcount((unsigned)(hi[i] & ~mid[i]));
+    }
+    CHECK(nested && more > 0 && fewer > 0, "ties: nested %d, kept %lld, dropped %lld", (int)nested,
+          (long long)more, (long long)fewer);
+    for (int isa = DF_ISA_AVX2; isa <= DF_ISA_AVX512; ++isa) {
+        if (!df_isa_available((df_isa_t)isa))
+            continue;
+        for (int nt = 1; nt <= 2; ++nt) {
+            const df_opts_t opt = {nt, isa};
+            df_dropout_mask(got, n, key, blk, t, &opt);
+            CHECK(memcmp(got, mid, (size_t)n / 8) == 0, "ties isa %s nt %d", df_isa_name(isa), nt);
+            df_dropout_mask(got, n, key, blk, tlo0, &opt);
+            CHECK(memcmp(got, lo, (size_t)n / 8) == 0, "ties tlo 0 isa %s", df_isa_name(isa));
+        }
+    }
+    /* bwd ignores bits at and after n */
+    float x[13], y0[13], y1[13];
+    uint8_t bits[2] = {0x5Bu, 0xFFu};
+    for (int i = 0; i < 13; ++i)
+        x[i] = (float)i - 6.5f;
+    df_dropout_bwd_bits_f32(x, y0, bits, 13, 2.0f, &ref);
+    for (int isa = DF_ISA_AVX2; isa <= DF_ISA_AVX512; ++isa)
+        if (df_isa_available((df_isa_t)isa)) {
+            const df_opts_t opt = {1, isa};
+            df_dropout_bwd_bits_f32(x, y1, bits, 13, 2.0f, &opt);
+            CHECK(memcmp(y0, y1, sizeof y0) == 0, "bwd high bits isa %s", df_isa_name(isa));
+        }
+    free(lo); free(mid); free(hi); free(got);
+}
+
 int main(void)
 {
     test_kat();
     test_status();
     test_isa_equal();
+    test_layouts();
+    test_ties();
     printf("dropout_fast C tests: %s (isa default %s, openmp %d)\n", failures ? "FAILED" : "ok",
            df_isa_name(df_isa_default()), df_has_openmp());
     return failures ? 1 : 0;
