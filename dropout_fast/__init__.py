@@ -13,19 +13,39 @@ import operator as _operator
 from dropout_fast import _config
 from dropout_fast._generator import Generator, default_generator, manual_seed
 from dropout_fast._version import __version__
-from dropout_fast.api import (
+from dropout_fast.api import DropoutMask, dropout, dropout_backward, dropout_forward, philox4x32
+from dropout_fast.layers import (
+    AlphaDropout,
+    DropConnect,
+    DropPath,
     Dropout,
-    DropoutMask,
-    dropout,
-    dropout_backward,
-    dropout_forward,
-    philox4x32,
+    FeatureAlphaDropout,
+    RecurrentDropout,
+    SpatialDropout,
+    VariationalDropout,
+)
+from dropout_fast.variants import (
+    alpha_dropout,
+    backward,
+    drop_connect,
+    drop_path,
+    dropout1d,
+    dropout2d,
+    dropout3d,
+    feature_alpha_dropout,
+    forward,
+    spatial_dropout,
+    variational_dropout,
 )
 
 __all__ = [
     "Generator", "manual_seed", "default_generator", "dropout", "dropout_forward",
-    "dropout_backward", "DropoutMask", "Dropout", "philox4x32", "set_num_threads",
-    "get_num_threads", "info", "__version__",
+    "dropout_backward", "DropoutMask", "philox4x32", "forward", "backward",
+    "spatial_dropout", "dropout1d", "dropout2d", "dropout3d", "variational_dropout",
+    "drop_path", "drop_connect", "alpha_dropout", "feature_alpha_dropout",
+    "Dropout", "SpatialDropout", "VariationalDropout", "DropPath", "AlphaDropout",
+    "FeatureAlphaDropout", "DropConnect", "RecurrentDropout",
+    "set_num_threads", "get_num_threads", "info", "__version__",
 ]
 
 if _config.BACKEND == "c" and _config.kernels.version() != __version__:

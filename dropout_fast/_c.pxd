@@ -12,6 +12,7 @@ cdef extern from "dropout_fast.h" nogil:
         DF_ERR_ISA
         DF_ERR_RANGE
         DF_ERR_ROUNDS
+        DF_ERR_SHAPE
 
     ctypedef enum df_isa_t:
         DF_ISA_AUTO
@@ -53,3 +54,11 @@ cdef extern from "dropout_fast.h" nogil:
                                         int64_t n, float scale, const df_opts_t *opts) noexcept
     df_status_t df_dropout_bwd_bits_f64(const double *dy, double *dx, const uint8_t *bits,
                                         int64_t n, double scale, const df_opts_t *opts) noexcept
+
+    const int DF_MAX_DIMS
+    df_status_t df_bcast_apply_f32(const float *x, float *y, const uint8_t *bits, int ndim,
+                                   const int64_t *shape, const int64_t *noise_shape,
+                                   float a, float b, float c, const df_opts_t *opts) noexcept
+    df_status_t df_bcast_apply_f64(const double *x, double *y, const uint8_t *bits, int ndim,
+                                   const int64_t *shape, const int64_t *noise_shape,
+                                   double a, double b, double c, const df_opts_t *opts) noexcept

@@ -146,3 +146,44 @@ def bwd_bits(cnp.ndarray dy, cnp.ndarray dx, cnp.ndarray bits, double scale, int
     else:
         raise TypeError("dy: expected float32 or float64")
     _check(rc)
+
+
+def bcast_apply(cnp.ndarray x, cnp.ndarray y, cnp.ndarray bits, tuple shape, tuple noise_shape,
+                double a, double b, double c, int nthreads, int isa):
+    """y = keep ? a * x + b : c, keep broadcast from the bits of noise_shape (C-contiguous x, y)."""
+    cdef int ndim = len(shape)
+    if ndim > DF_MAX_DIMS or len(noise_shape) != ndim:
+        raise ValueError(f"shape: at most {DF_MAX_DIMS} dimensions, noise_shape of the same ndim")
+    cdef int64_t dims[32]
+    cdef int64_t ndims[32]
+    cdef int64_t n = 1, m = 1
+    cdef int d
+    for d in range(ndim):
+        dims[d] = shape[d]
+        ndims[d] = noise_shape[d]
+        n *= dims[d]
+        m *= ndims[d]
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    if cnp.PyArray_TYPE(y) != typenum:
+        raise TypeError("y: expected the dtype of x")
+    cdef df_opts_t opts = df_opts_t(nthreads, isa)
+    cdef const uint8_t *bp = <uint8_t*>_data(bits, 1, (m + 7) // 8, "bits")
+    cdef float *xs
+    cdef float *ys
+    cdef double *xd
+    cdef double *yd
+    cdef df_status_t rc
+    if typenum == cnp.NPY_FLOAT32:
+        xs = <float*>_data(x, 4, n, "x")
+        ys = <float*>_data(y, 4, n, "y")
+        with nogil:
+            rc = df_bcast_apply_f32(xs, ys, bp, ndim, dims, ndims, <float>a, <float>b, <float>c,
+                                    &opts)
+    elif typenum == cnp.NPY_FLOAT64:
+        xd = <double*>_data(x, 8, n, "x")
+        yd = <double*>_data(y, 8, n, "y")
+        with nogil:
+            rc = df_bcast_apply_f64(xd, yd, bp, ndim, dims, ndims, a, b, c, &opts)
+    else:
+        raise TypeError("x: expected float32 or float64")
+    _check(rc)

@@ -14,9 +14,10 @@ import numpy as np
 
 from dropout_fast import _config
 from dropout_fast._generator import RNGLike, resolve_rng
+from dropout_fast._variants import VARIANTS
 
 __all__ = [
-    "dropout", "dropout_forward", "dropout_backward", "DropoutMask", "Dropout", "philox4x32",
+    "dropout", "dropout_forward", "dropout_backward", "DropoutMask", "philox4x32",
 ]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -39,25 +40,6 @@ def check_p(p) -> float:
 def threshold(p: float) -> int:
     """The keep threshold of the stream contract: min(floor((1 - p) * 2**32), 2**32)."""
     return min(math.floor((1.0 - p) * 4294967296.0), 1 << 32)
-
-
-def scale_of(p: float, dtype: np.dtype) -> float:
-    """1 / (1 - p) computed in double, rounded once to `dtype` (0 for p == 1)."""
-    return float(dtype.type(1.0 / (1.0 - p))) if p < 1.0 else 0.0
-
-
-_coeff_cache: dict = {}
-
-
-def coefficients(p: float, dtype: np.dtype) -> tuple:
-    """(threshold(p), scale_of(p, dtype)), memoised: a layer calls with one p."""
-    key = (p, dtype.char)
-    hit = _coeff_cache.get(key)
-    if hit is None:
-        if len(_coeff_cache) > 256:
-            _coeff_cache.clear()
-        hit = _coeff_cache[key] = (threshold(p), scale_of(p, dtype))
-    return hit
 
 
 def check_array(x, name: str) -> np.ndarray:
@@ -118,113 +100,186 @@ class DropoutMask:
     p : float
         The drop probability.
     shape : tuple of int
-        Shape of the mask (and of the forward input).
+        Shape of the forward input (and of dy).
+    noise_shape : tuple of int
+        Shape of the mask itself, broadcast over its size-1 axes; equals `shape`
+        for element-wise dropout.
+    variant : str
+        The row of the variant table (``"dropout"``, ``"spatial_dropout"``, ...).
+    options : dict
+        The variant's options (for example ``data_format``).
     key : tuple of two int
         Philox key words of the generator used.
     offset : int
         The first counter block of the mask.
-    bits : ndarray of uint8, shape (ceil(n / 8),), or None
-        Keep bits, bit ``i % 8`` of byte ``i // 8`` for flat C-order index i
-        (``numpy.packbits(keep, bitorder="little")``). None in recompute mode.
+    bits : ndarray of uint8, shape (ceil(m / 8),), or None
+        Keep bits over the mask's own flat C-order index i (m elements of
+        `noise_shape`): bit ``i % 8`` of byte ``i // 8``, i.e.
+        ``numpy.packbits(keep, bitorder="little")``. None in recompute mode.
     """
 
-    __slots__ = ("p", "shape", "key", "offset", "bits")
+    __slots__ = ("p", "shape", "key", "offset", "bits", "noise_shape", "variant", "options")
 
     def __init__(self, p: float, shape: tuple, key: tuple, offset: int,
-                 bits: Optional[np.ndarray]):
+                 bits: Optional[np.ndarray], noise_shape: Optional[tuple] = None,
+                 variant: str = "dropout", options: Optional[dict] = None):
         self.p, self.shape, self.key, self.offset, self.bits = p, shape, key, offset, bits
+        self.noise_shape = shape if noise_shape is None else noise_shape
+        self.variant, self.options = variant, options or {}
 
     @property
     def size(self) -> int:
-        return math.prod(self.shape)
+        """Number of mask elements (of `noise_shape`)."""
+        return math.prod(self.noise_shape)
 
     @property
     def nbytes(self) -> int:
-        """Bytes kept for backward: ceil(n / 8) with bits, 0 in recompute mode."""
+        """Bytes kept for backward: ceil(m / 8) with bits, 0 in recompute mode."""
         return 0 if self.bits is None else self.bits.nbytes
 
     def packed(self, kernels=None) -> np.ndarray:
         """The packed keep bits, regenerated from (key, offset) if not stored."""
         if self.bits is not None:
             return self.bits
-        n = self.size
-        bits = np.empty((n + 7) // 8, np.uint8)
-        lo, hi = _block_words(self.offset)
-        (kernels or _config.kernels).mask(bits, n, self.key[0], self.key[1], lo, hi,
-                                          threshold(self.p), _config.nthreads, _config.isa)
-        return bits
+        return draw_bits(kernels or _config.kernels, self.key, self.offset, self.size, self.p)
 
     def to_bool(self) -> np.ndarray:
-        """The keep mask as a bool array of `shape` (True where kept)."""
+        """The keep mask as a bool array of `noise_shape` (True where kept)."""
         keep = np.unpackbits(self.packed(), count=self.size, bitorder="little")
-        return keep.view(bool).reshape(self.shape)
+        return keep.view(bool).reshape(self.noise_shape)
+
+    def coefficients(self, dtype) -> tuple:
+        """(a, b, c) of the variant for p, rounded to `dtype`."""
+        return variant_coefficients(self.variant, self.p, np.dtype(dtype), self.options)
 
     def __repr__(self) -> str:
         mode = "bits" if self.bits is not None else "recompute"
-        return (f"DropoutMask(p={self.p}, shape={self.shape}, offset={self.offset}, "
-                f"mode={mode!r}, nbytes={self.nbytes})")
+        return (f"DropoutMask(variant={self.variant!r}, p={self.p}, shape={self.shape}, "
+                f"noise_shape={self.noise_shape}, offset={self.offset}, mode={mode!r}, "
+                f"nbytes={self.nbytes})")
 
 
-# --------------------------------------------------------------------------- implementations
-def forward_impl(kernels, x, p, rng: RNGLike, out, mask: str):
+# --------------------------------------------------------------------------- the engine
+def draw_bits(kernels, key: tuple, offset: int, count: int, p: float) -> np.ndarray:
+    """Packed keep bits of `count` mask elements at block `offset` (stream contract)."""
+    bits = np.empty((count + 7) // 8, np.uint8)
+    if count:
+        lo, hi = _block_words(offset)
+        kernels.mask(bits, count, key[0], key[1], lo, hi, threshold(p), _config.nthreads,
+                     _config.isa)
+    return bits
+
+
+_coeff_cache: dict = {}
+
+
+def variant_coefficients(variant: str, p: float, dtype: np.dtype, options: dict) -> tuple:
+    """The variant's (a, b, c), each computed in double and rounded once to dtype;
+    memoised, since a layer calls with the same arguments every step."""
+    try:
+        key = (variant, p, dtype.char, tuple(sorted(options.items())))
+        hit = _coeff_cache.get(key)
+    except TypeError:  # an unhashable option value (a list noise_shape): no memo
+        key, hit = None, None
+    if hit is None:
+        if len(_coeff_cache) > 256:
+            _coeff_cache.clear()
+        t = dtype.type
+        hit = tuple(float(t(v)) for v in VARIANTS[variant].coefficients(p, **options))
+        if key is not None:
+            _coeff_cache[key] = hit
+    return hit
+
+
+def check_training(training) -> bool:
+    if not isinstance(training, (bool, np.bool_)):
+        raise TypeError(f"training: expected a bool, got {type(training).__name__}")
+    return bool(training)
+
+
+def forward_impl(kernels, x, p, rng: RNGLike, out, mask: str, variant: str = "dropout",
+                 options: Optional[dict] = None):
+    """Every variant's forward: validate, reserve the mask's counter blocks, run."""
     x = check_array(x, "x")
     p = check_p(p)
     if mask not in MASK_MODES:
         raise ValueError(f"mask: expected one of {MASK_MODES}, got {mask!r}")
     if out is not None:
         check_out(out, x)
+    options = options or {}
+    noise_shape = VARIANTS[variant].noise_shape(x.shape, **options)
+    a, b, c = variant_coefficients(variant, p, x.dtype, options)
     gen = resolve_rng(rng)
-    n = x.size
-    offset = gen._reserve((n + 7) // 8)
-    bits = np.empty((n + 7) // 8, np.uint8) if mask == "bits" else None
-    thresh, scale = coefficients(p, x.dtype)
-    lo, hi = _block_words(offset)
+    count = math.prod(noise_shape)
+    offset = gen._reserve((count + 7) // 8)
     nt, isa = _config.nthreads, _config.isa
+    if noise_shape == x.shape and b == 0.0 and c == 0.0:
+        # The fused pass: mask generation, scaling and the bit write in one sweep.
+        bits = np.empty((count + 7) // 8, np.uint8) if mask == "bits" else None
+        lo, hi = _block_words(offset)
+        thresh = threshold(p)
 
-    def kernel(src, dst):
-        kernels.fwd(src, dst, bits, gen.key[0], gen.key[1], lo, hi, thresh, scale, nt, isa)
+        def kernel(src, dst):
+            kernels.fwd(src, dst, bits, gen.key[0], gen.key[1], lo, hi, thresh, a, nt, isa)
+    else:
+        bits = draw_bits(kernels, gen.key, offset, count, p)
 
+        def kernel(src, dst):
+            kernels.bcast_apply(src, dst, bits, x.shape, noise_shape, a, b, c, nt, isa)
     y = apply(x, out, kernel)
-    return y, DropoutMask(p, x.shape, gen.key, offset, bits)
+    if mask == "recompute":
+        bits = None
+    return y, DropoutMask(p, x.shape, gen.key, offset, bits, noise_shape, variant, options)
 
 
 def backward_impl(kernels, dy, m, out):
+    """Every variant's backward: dx = keep ? a * dy : 0 with the forward's mask."""
     if not isinstance(m, DropoutMask):
-        raise TypeError(f"m: expected a DropoutMask from dropout_forward, got {type(m).__name__}")
+        raise TypeError(f"m: expected a DropoutMask from a *_forward call, "
+                        f"got {type(m).__name__}")
     dy = check_array(dy, "dy")
     if dy.shape != m.shape:
         raise ValueError(f"dy: expected shape {m.shape} (the mask's), got {dy.shape}")
     if out is not None:
         check_out(out, dy)
-    thresh, scale = coefficients(m.p, dy.dtype)
+    a = m.coefficients(dy.dtype)[0]
     nt, isa = _config.nthreads, _config.isa
-    if m.bits is not None:
-        def kernel(src, dst):
-            kernels.bwd_bits(src, dst, m.bits, scale, nt, isa)
-    else:
-        lo, hi = _block_words(m.offset)
+    if m.noise_shape != m.shape:
+        bits = m.packed(kernels)
 
         def kernel(src, dst):
-            kernels.fwd(src, dst, None, m.key[0], m.key[1], lo, hi, thresh, scale, nt, isa)
+            kernels.bcast_apply(src, dst, bits, m.shape, m.noise_shape, a, 0.0, 0.0, nt, isa)
+    elif m.bits is not None:
+        def kernel(src, dst):
+            kernels.bwd_bits(src, dst, m.bits, a, nt, isa)
+    else:
+        lo, hi = _block_words(m.offset)
+        thresh = threshold(m.p)
+
+        def kernel(src, dst):
+            kernels.fwd(src, dst, None, m.key[0], m.key[1], lo, hi, thresh, a, nt, isa)
     return apply(dy, out, kernel)
 
 
-def dropout_impl(kernels, x, p, training, rng, out):
-    if not training:
+def dropout_impl(kernels, x, p, training, rng, out, variant: str = "dropout",
+                 options: Optional[dict] = None):
+    """The one-shot form: identity when not training, else forward without bits."""
+    if not check_training(training):
         x = check_array(x, "x")
         check_p(p)
+        VARIANTS[variant].noise_shape(x.shape, **(options or {}))  # validate options too
         if out is None:
             return x
         check_out(out, x)
         if out is not x:
             out[...] = x
         return out
-    return forward_impl(kernels, x, p, rng, out, "recompute")[0]
+    return forward_impl(kernels, x, p, rng, out, "recompute", variant, options)[0]
 
 
 # --------------------------------------------------------------------------- public API
-def dropout(x, p: float = 0.5, *, training: bool = True, rng: RNGLike = None,
-            out: Optional[np.ndarray] = None) -> np.ndarray:
+def dropout(x, p: float = 0.5, *, noise_shape: Optional[tuple] = None, training: bool = True,
+            rng: RNGLike = None, out: Optional[np.ndarray] = None) -> np.ndarray:
     """Inverted dropout: zero each element with probability `p`, scale the rest by 1/(1-p).
 
     Parameters
@@ -233,11 +288,16 @@ def dropout(x, p: float = 0.5, *, training: bool = True, rng: RNGLike = None,
         Input activations.
     p : float, default 0.5
         Drop probability in [0, 1]. p == 0 keeps (copies) everything, p == 1 gives zeros.
+    noise_shape : tuple of int, optional
+        Shape of the mask (Keras semantics): x's ndim entries, each x's extent or 1.
+        The mask is drawn over this shape and broadcast over its size-1 axes.
+        Default: x's shape (element-wise).
     training : bool, default True
         When False dropout is off and `x` itself is returned (copied into `out` if given).
     rng : Generator, int or None
         Source of the mask: a Generator, an int seed (a fresh Generator at offset 0),
-        or None for the default generator. Consumes ceil(x.size / 8) counter blocks.
+        or None for the default generator. Consumes ceil(m / 8) counter blocks for an
+        m-element mask.
     out : ndarray, optional
         Output of x's shape and dtype; ``out=x`` works in place.
 
@@ -252,11 +312,12 @@ def dropout(x, p: float = 0.5, *, training: bool = True, rng: RNGLike = None,
     >>> sorted(set(y.tolist()))
     [0.0, 2.0]
     """
-    return dropout_impl(_config.kernels, x, p, training, rng, out)
+    return dropout_impl(_config.kernels, x, p, training, rng, out, "dropout",
+                        {"noise_shape": noise_shape})
 
 
-def dropout_forward(x, p: float = 0.5, *, rng: RNGLike = None, out: Optional[np.ndarray] = None,
-                    mask: str = "bits"):
+def dropout_forward(x, p: float = 0.5, *, noise_shape: Optional[tuple] = None,
+                    rng: RNGLike = None, out: Optional[np.ndarray] = None, mask: str = "bits"):
     """Training-mode dropout that also returns what backward needs.
 
     Parameters
@@ -264,6 +325,8 @@ def dropout_forward(x, p: float = 0.5, *, rng: RNGLike = None, out: Optional[np.
     x : ndarray of float32 or float64, any shape and layout
     p : float, default 0.5
         Drop probability in [0, 1].
+    noise_shape : tuple of int, optional
+        See `dropout`.
     rng : Generator, int or None
         See `dropout`.
     out : ndarray, optional
@@ -284,18 +347,23 @@ def dropout_forward(x, p: float = 0.5, *, rng: RNGLike = None, out: Optional[np.
     >>> m.nbytes, bool(np.all((y == 0) == ~m.to_bool()))
     (2, True)
     """
-    return forward_impl(_config.kernels, x, p, rng, out, mask)
+    return forward_impl(_config.kernels, x, p, rng, out, mask, "dropout",
+                        {"noise_shape": noise_shape})
 
 
 def dropout_backward(dy, m: DropoutMask, *, out: Optional[np.ndarray] = None) -> np.ndarray:
-    """Gradient of dropout: ``dx = dy * scale`` where the mask kept, 0 elsewhere.
+    """Gradient of any dropout variant: ``dx = a * dy`` where the mask kept, 0 elsewhere.
+
+    `a` is the variant's scale (1/(1-p) for inverted dropout); the mask is
+    broadcast over its size-1 axes as in the forward call.
 
     Parameters
     ----------
     dy : ndarray of float32 or float64 with the mask's shape
         Gradient of the loss with respect to the forward output.
     m : DropoutMask
-        From `dropout_forward`; in recompute mode the mask is regenerated.
+        From `dropout_forward` or any variant's forward (`forward`); in recompute
+        mode the mask is regenerated.
     out : ndarray, optional
         Output of dy's shape and dtype; ``out=dy`` works in place.
 
@@ -360,63 +428,3 @@ def _as_words(a, name: str, width: int) -> np.ndarray:
     if a.size and (a.min() < 0 or a.max() > 0xFFFFFFFF):
         raise ValueError(f"{name}: words must lie in [0, 2**32)")
     return a.astype(np.uint32, copy=False)
-
-
-# --------------------------------------------------------------------------- layer
-class Dropout:
-    """Inverted dropout layer for numpy networks, with its own backward.
-
-    Parameters
-    ----------
-    p : float, default 0.5
-        Drop probability in [0, 1].
-    mask : {"bits", "recompute"}, default "bits"
-        What forward keeps for backward (see `dropout_forward`).
-    rng : Generator, int or None
-        Source of masks; an int seeds a Generator owned by the layer.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> layer = Dropout(0.5, rng=0)
-    >>> x = np.ones((2, 8), np.float32)
-    >>> y = layer.forward(x)
-    >>> dx = layer.backward(np.ones_like(y))
-    >>> bool(np.array_equal(dx, y)), layer.eval().forward(x) is x
-    (True, True)
-    """
-
-    def __init__(self, p: float = 0.5, *, mask: str = "bits", rng: RNGLike = None):
-        self.p = check_p(p)
-        if mask not in MASK_MODES:
-            raise ValueError(f"mask: expected one of {MASK_MODES}, got {mask!r}")
-        self.mask_mode = mask
-        self.rng = resolve_rng(rng) if rng is not None else None
-        self.training = True
-        self._mask: Optional[DropoutMask] = None
-
-    def train(self, mode: bool = True) -> "Dropout":
-        self.training = bool(mode)
-        return self
-
-    def eval(self) -> "Dropout":
-        return self.train(False)
-
-    def forward(self, x) -> np.ndarray:
-        """y = dropout(x) in training mode (keeping the mask), x itself in eval mode."""
-        if not self.training:
-            self._mask = None
-            return check_array(x, "x")
-        y, self._mask = dropout_forward(x, self.p, rng=self.rng, mask=self.mask_mode)
-        return y
-
-    __call__ = forward
-
-    def backward(self, dy) -> np.ndarray:
-        """dx for the last forward call (dy itself after an eval-mode forward)."""
-        if self._mask is None:
-            return check_array(dy, "dy")
-        return dropout_backward(dy, self._mask)
-
-    def __repr__(self) -> str:
-        return f"Dropout(p={self.p}, mask={self.mask_mode!r})"

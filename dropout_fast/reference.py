@@ -189,6 +189,17 @@ def _bwd_kernel(dy, dx, bits, scale, zero):
             dx[i] = dy[i] * scale if keep else zero
 
 
+@nb.njit(parallel=True, cache=True)
+def _bcast_kernel(x, y, bits, midx, a, b, c):
+    """y[i] = bit midx[i] ? a * x[i] + b : c (midx: each element's mask index)."""
+    for i in prange(np.uint64(x.shape[0])):
+        m = np.uint64(midx[i])
+        if (np.uint64(bits[m >> np.uint64(3)]) >> (m & np.uint64(7))) & _ONE:
+            y[i] = a * x[i] + b
+        else:
+            y[i] = c
+
+
 def _buf(a, n, name, dtypes):
     """a as a 1-D view of at least n items, refusing what would let a kernel
     touch memory out of bounds (Numba does not check indices)."""
@@ -260,24 +271,55 @@ def bwd_bits(dy, dx, bits, scale, nthreads=0, isa=-1):
     _bwd_kernel(dy, dx, bits, t(scale), t(0))
 
 
-# Public functions: the API of dropout_fast.api, computed by these kernels.
-# (api is imported late: it may be importing this module as its fallback backend.)
-def dropout(x, p=0.5, *, training=True, rng=None, out=None):
-    """`dropout_fast.dropout` computed by the Numba kernels (same masks, same outputs)."""
+
+def bcast_apply(x, y, bits, shape, noise_shape, a, b, c, nthreads=0, isa=-1):
+    """y = keep ? a * x + b : c over C-contiguous x, y of `shape`, with keep
+    broadcast from the bits of `noise_shape` (each entry shape[d] or 1).
+
+    Unlike the C kernel it materialises each element's mask index (numpy
+    broadcasting of an arange over noise_shape): simple rather than lean."""
+    shape, noise_shape = tuple(int(d) for d in shape), tuple(int(d) for d in noise_shape)
+    if len(shape) != len(noise_shape) or any(m not in (d, 1) for d, m in zip(shape, noise_shape)):
+        raise ValueError(f"noise_shape: {noise_shape} does not broadcast to {shape}")
+    x = _buf(x, 0, "x", _FLOATS)
+    n = x.size
+    y = _buf(y, n, "y", (x.dtype,))
+    m = int(np.prod(noise_shape, dtype=np.int64))
+    bits = _buf(bits, (m + 7) // 8, "bits", _U8)
+    midx = np.broadcast_to(np.arange(m, dtype=np.uint64).reshape(noise_shape), shape).reshape(-1)
+    t = x.dtype.type
+    _bcast_kernel(x[:n], y[:n], bits, np.ascontiguousarray(midx), t(a), t(b), t(c))
+
+
+# Public functions: the API of dropout_fast computed by these kernels (same masks,
+# same outputs). api is imported late: it may be importing this module as its
+# fallback backend.
+def dropout(x, p=0.5, *, noise_shape=None, training=True, rng=None, out=None):
+    """`dropout_fast.dropout` computed by the Numba kernels."""
     from dropout_fast import api
-    return api.dropout_impl(_this, x, p, training, rng, out)
+    return api.dropout_impl(_this, x, p, training, rng, out, "dropout",
+                            {"noise_shape": noise_shape})
 
 
-def dropout_forward(x, p=0.5, *, rng=None, out=None, mask="bits"):
+def dropout_forward(x, p=0.5, *, noise_shape=None, rng=None, out=None, mask="bits"):
     """`dropout_fast.dropout_forward` computed by the Numba kernels."""
     from dropout_fast import api
-    return api.forward_impl(_this, x, p, rng, out, mask)
+    return api.forward_impl(_this, x, p, rng, out, mask, "dropout", {"noise_shape": noise_shape})
+
+
+def forward(variant, x, p=0.5, *, rng=None, out=None, mask="bits", **options):
+    """`dropout_fast.forward` (any variant of the table) computed by the Numba kernels."""
+    from dropout_fast import api
+    if variant not in api.VARIANTS:
+        raise ValueError(f"variant: expected one of {sorted(api.VARIANTS)}, got {variant!r}")
+    return api.forward_impl(_this, x, p, rng, out, mask, variant, options)
 
 
 def dropout_backward(dy, m, *, out=None):
-    """`dropout_fast.dropout_backward` computed by the Numba kernels."""
+    """`dropout_fast.dropout_backward` (every variant) computed by the Numba kernels."""
     from dropout_fast import api
     return api.backward_impl(_this, dy, m, out)
 
 
+backward = dropout_backward
 _this = sys.modules[__name__]

@@ -14,18 +14,6 @@
 #include <omp.h>
 #endif
 
-/* Below this many elements per thread, fork/join costs more than it saves.
- * Measured (float32 forward, AVX-512, 2 cores of an AMD EPYC): 2 threads are
- * 0.9x as fast as 1 at 2**14 elements, 1.1x at 2**15, 1.3x at 2**16. */
-#ifndef DF_PARALLEL_MIN
-#define DF_PARALLEL_MIN (1 << 14)
-#endif
-/* Outputs at least this large (bytes) use non-temporal stores: they would only
- * evict the caller's working set from the last-level cache. */
-#ifndef DF_STREAM_MIN_BYTES
-#define DF_STREAM_MIN_BYTES (8 << 20)
-#endif
-
 const char *df_version(void) { return DF_VERSION_STRING; }
 
 const char *df_status_str(df_status_t status)
@@ -43,6 +31,8 @@ const char *df_status_str(df_status_t status)
         return "counter range passes 2**96 blocks";
     case DF_ERR_ROUNDS:
         return "Philox rounds outside [0, 16]";
+    case DF_ERR_SHAPE:
+        return "noise shape does not broadcast to the array's shape";
     default:
         return "unknown status";
     }
@@ -143,7 +133,7 @@ static void job_range(const df_job_t *j, int64_t start, int64_t len)
     }
 }
 
-static int threads_for(int64_t n, const df_opts_t *opts)
+int df_threads_for(int64_t n, const df_opts_t *opts)
 {
 #if DF_USE_OPENMP
     int nt = (opts && opts->nthreads > 0) ? opts->nthreads : omp_get_max_threads();
@@ -193,7 +183,7 @@ static df_status_t start(df_job_t *j, int64_t n, const df_opts_t *opts, size_t e
     if (j->k == NULL)
         return DF_ERR_ISA;
     j->stream = (uint64_t)n * esize >= (uint64_t)DF_STREAM_MIN_BYTES;
-    job_run(j, n, threads_for(n, opts));
+    job_run(j, n, df_threads_for(n, opts));
     return DF_OK;
 }
 

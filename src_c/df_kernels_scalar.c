@@ -22,6 +22,13 @@ static void mask_scalar(uint8_t *bits, int64_t n, df_key_t key, df_block_t block
                      df_block_t block0, uint64_t thresh, T scale, int stream)              \
     {                                                                                      \
         (void)stream;                                                                      \
+        if (thresh >> 32) { /* keep everything: nothing to draw */                         \
+            for (int64_t i = 0; i < n; ++i)                                                \
+                y[i] = x[i] * scale;                                                       \
+            for (int64_t i = 0; bits && i < n; i += 8)                                     \
+                bits[i >> 3] = (uint8_t)(n - i < 8 ? (1u << (n - i)) - 1u : 0xFFu);        \
+            return;                                                                        \
+        }                                                                                  \
         for (int64_t i = 0; i < n; i += 8) {                                               \
             df_block_t b = df_block_add(block0, (uint64_t)(i >> 3));                       \
             uint32_t w[4];                                                                 \

@@ -54,8 +54,12 @@ typedef enum {
     DF_ERR_THRESH = 2,   /* thresh > 2**32 */
     DF_ERR_ISA = 3,      /* the requested instruction set is not available here */
     DF_ERR_RANGE = 4,    /* block0 + ceil(n/8) passes the 96-bit counter space */
-    DF_ERR_ROUNDS = 5    /* Philox rounds outside [0, 16] */
+    DF_ERR_ROUNDS = 5,   /* Philox rounds outside [0, 16] */
+    DF_ERR_SHAPE = 6     /* a noise shape that does not broadcast, or too many dims */
 } df_status_t;
+
+/* The most dimensions a broadcast mask (df_bcast_apply_*) may have. */
+#define DF_MAX_DIMS 32
 
 /* Instruction sets. DF_ISA_AUTO picks the best one this CPU supports (or the
  * one named by the environment variable DROPOUT_FAST_ISA, read once). */
@@ -147,6 +151,27 @@ DF_API df_status_t df_dropout_bwd_bits_f32(const float *dy, float *dx, const uin
 /* df_dropout_bwd_bits_f64: as df_dropout_bwd_bits_f32 for double. */
 DF_API df_status_t df_dropout_bwd_bits_f64(const double *dy, double *dx, const uint8_t *bits,
                                            int64_t n, double scale, const df_opts_t *opts);
+
+/* df_bcast_apply_f32: the structured-dropout pass. x and y are C-contiguous
+ * arrays of shape[0..ndim); the mask has shape noise_shape[0..ndim), each entry
+ * equal to shape[d] or 1 (Keras' noise_shape), and bits holds its keep bits
+ * packed over the mask's own flat C-order index (as df_dropout_mask writes
+ * them). With keep(e) the bit of the mask element that element e broadcasts from:
+ *   y[e] = keep(e) ? a * x[e] + b : c        (a * x rounded, then + b: no FMA).
+ * Standard, spatial, variational and path dropout use (scale, 0, 0), alpha
+ * dropout (a, b, c) of Klambauer et al. 2017; backward is (a, 0, 0) on dy.
+ * The mask is never expanded: rows that share one bit are a scale-or-zero pass.
+ * x may alias y exactly. Output does not depend on ISA or threads.
+ * Returns DF_OK, DF_ERR_ARG (NULL pointer with elements, ndim outside
+ * [0, DF_MAX_DIMS], negative extent), DF_ERR_SHAPE or DF_ERR_ISA. */
+DF_API df_status_t df_bcast_apply_f32(const float *x, float *y, const uint8_t *bits, int ndim,
+                                      const int64_t *shape, const int64_t *noise_shape,
+                                      float a, float b, float c, const df_opts_t *opts);
+
+/* df_bcast_apply_f64: as df_bcast_apply_f32 for double. */
+DF_API df_status_t df_bcast_apply_f64(const double *x, double *y, const uint8_t *bits, int ndim,
+                                      const int64_t *shape, const int64_t *noise_shape,
+                                      double a, double b, double c, const df_opts_t *opts);
 
 #ifdef __cplusplus
 }

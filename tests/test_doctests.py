@@ -4,10 +4,10 @@ import doctest
 import pytest
 
 import dropout_fast
-from dropout_fast import _generator, api
+from dropout_fast import _generator, api, layers, variants
 
 
-@pytest.mark.parametrize("module", [dropout_fast, api, _generator])
+@pytest.mark.parametrize("module", [dropout_fast, api, _generator, variants, layers])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
