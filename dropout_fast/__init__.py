@@ -13,6 +13,22 @@ import operator as _operator
 from dropout_fast import _config
 from dropout_fast._generator import Generator, default_generator, manual_seed
 from dropout_fast._version import __version__
+from dropout_fast._dropblock import (
+    DropBlock,
+    DropBlockMask,
+    drop_block,
+    drop_block2d,
+    drop_block3d,
+    drop_block_backward,
+    drop_block_forward,
+)
+from dropout_fast._gaussian import (
+    GaussianDropout,
+    GaussianNoise,
+    gaussian_dropout,
+    gaussian_dropout_backward,
+    gaussian_dropout_forward,
+)
 from dropout_fast.api import DropoutMask, dropout, dropout_backward, dropout_forward, philox4x32
 from dropout_fast.layers import (
     AlphaDropout,
@@ -32,6 +48,9 @@ from dropout_fast.variants import (
     dropout1d,
     dropout2d,
     dropout3d,
+    embedding_dropout,
+    embedding_dropout_backward,
+    embedding_dropout_forward,
     feature_alpha_dropout,
     forward,
     spatial_dropout,
@@ -43,6 +62,10 @@ __all__ = [
     "dropout_backward", "DropoutMask", "philox4x32", "forward", "backward",
     "spatial_dropout", "dropout1d", "dropout2d", "dropout3d", "variational_dropout",
     "drop_path", "drop_connect", "alpha_dropout", "feature_alpha_dropout",
+    "embedding_dropout", "embedding_dropout_forward", "embedding_dropout_backward",
+    "drop_block", "drop_block2d", "drop_block3d", "drop_block_forward", "drop_block_backward",
+    "DropBlock", "DropBlockMask", "gaussian_dropout", "gaussian_dropout_forward",
+    "gaussian_dropout_backward", "GaussianDropout", "GaussianNoise",
     "Dropout", "SpatialDropout", "VariationalDropout", "DropPath", "AlphaDropout",
     "FeatureAlphaDropout", "DropConnect", "RecurrentDropout",
     "set_num_threads", "get_num_threads", "info", "__version__",

@@ -62,3 +62,10 @@ cdef extern from "dropout_fast.h" nogil:
     df_status_t df_bcast_apply_f64(const double *x, double *y, const uint8_t *bits, int ndim,
                                    const int64_t *shape, const int64_t *noise_shape,
                                    double a, double b, double c, const df_opts_t *opts) noexcept
+
+    df_status_t df_gaussian_fwd_f32(const float *x, float *y, int64_t n, df_key_t key,
+                                    df_block_t block0, double sigma,
+                                    const df_opts_t *opts) noexcept
+    df_status_t df_gaussian_fwd_f64(const double *x, double *y, int64_t n, df_key_t key,
+                                    df_block_t block0, double sigma,
+                                    const df_opts_t *opts) noexcept

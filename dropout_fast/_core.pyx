@@ -187,3 +187,34 @@ def bcast_apply(cnp.ndarray x, cnp.ndarray y, cnp.ndarray bits, tuple shape, tup
     else:
         raise TypeError("x: expected float32 or float64")
     _check(rc)
+
+
+def gaussian_fwd(cnp.ndarray x, cnp.ndarray y, uint32_t key0, uint32_t key1, uint64_t block_lo,
+                 uint32_t block_hi, double sigma, int nthreads, int isa):
+    """y = x * (1 + sigma * z) over 1-D float32/float64 buffers, z the Gaussian
+    deviates of streams 2..5 at block offset (block_hi << 64) | block_lo; y may be x."""
+    cdef int64_t n = cnp.PyArray_SIZE(x)
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    if cnp.PyArray_TYPE(y) != typenum:
+        raise TypeError("y: expected the dtype of x")
+    cdef df_key_t key = df_key_t(key0, key1)
+    cdef df_block_t block0 = df_block_t(block_lo, block_hi)
+    cdef df_opts_t opts = df_opts_t(nthreads, isa)
+    cdef float *xs
+    cdef float *ys
+    cdef double *xd
+    cdef double *yd
+    cdef df_status_t rc
+    if typenum == cnp.NPY_FLOAT32:
+        xs = <float*>_data(x, 4, n, "x")
+        ys = <float*>_data(y, 4, n, "y")
+        with nogil:
+            rc = df_gaussian_fwd_f32(xs, ys, n, key, block0, sigma, &opts)
+    elif typenum == cnp.NPY_FLOAT64:
+        xd = <double*>_data(x, 8, n, "x")
+        yd = <double*>_data(y, 8, n, "y")
+        with nogil:
+            rc = df_gaussian_fwd_f64(xd, yd, n, key, block0, sigma, &opts)
+    else:
+        raise TypeError("x: expected float32 or float64")
+    _check(rc)

@@ -92,6 +92,13 @@ def per_sample_shape(shape: Shape, mode: str = "row", scale_by_keep: bool = True
     return (first,) + (1,) * (len(shape) - 1)
 
 
+def row_shape(shape: Shape) -> Shape:
+    """Embedding dropout: one bit per row (token id) of a (V, D) weight matrix."""
+    if len(shape) != 2:
+        raise ValueError(f"weight: expected a 2-D embedding matrix (V, D), got shape {shape}")
+    return (shape[0], 1)
+
+
 # --------------------------------------------------------------------------- coefficients
 def inverted(p: float, **_) -> Tuple[float, float, float]:
     """Inverted dropout: kept x / (1 - p), dropped 0."""
@@ -112,9 +119,10 @@ def alpha(p: float, **_) -> Tuple[float, float, float]:
     variance 1. p == 1 gives zeros, as in PyTorch."""
     if p >= 1.0:
         return 0.0, 0.0, 0.0
-    a = 1.0 / math.sqrt((SELU_ALPHA_PRIME ** 2 * p + 1.0) * (1.0 - p))
-    b = SELU_ALPHA_PRIME * a * p
-    return a, b, -SELU_ALPHA_PRIME * a * (1.0 - p)
+    alpha = SELU_ALPHA_PRIME  # the expressions of ATen's Dropout.cpp, in double
+    a = 1.0 / math.sqrt((alpha * alpha * p + 1.0) * (1.0 - p))
+    b = alpha * a * p
+    return a, b, -alpha * a + b
 
 
 VARIANTS: Dict[str, Variant] = {v.name: v for v in [
@@ -128,6 +136,8 @@ VARIANTS: Dict[str, Variant] = {v.name: v for v in [
             "stochastic depth: whole samples (or the whole batch)"),
     Variant("drop_connect", full_shape, inverted,
             "dropout on a weight matrix (Wan et al. 2013)"),
+    Variant("embedding_dropout", row_shape, inverted,
+            "whole rows of an embedding matrix: a token id dropped everywhere (AWD-LSTM)"),
     Variant("alpha_dropout", full_shape, alpha,
             "SELU-preserving dropout (Klambauer et al. 2017)"),
     Variant("feature_alpha_dropout", feature_shape, alpha,

@@ -235,8 +235,11 @@ def forward_impl(kernels, x, p, rng: RNGLike, out, mask: str, variant: str = "dr
 def backward_impl(kernels, dy, m, out):
     """Every variant's backward: dx = keep ? a * dy : 0 with the forward's mask."""
     if not isinstance(m, DropoutMask):
-        raise TypeError(f"m: expected a DropoutMask from a *_forward call, "
-                        f"got {type(m).__name__}")
+        own = getattr(m, "_backward", None)  # masks of variants outside the table (DropBlock)
+        if own is None:
+            raise TypeError(f"m: expected a DropoutMask from a *_forward call, "
+                            f"got {type(m).__name__}")
+        return own(kernels, dy, out)
     dy = check_array(dy, "dy")
     if dy.shape != m.shape:
         raise ValueError(f"dy: expected shape {m.shape} (the mask's), got {dy.shape}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import statistics
 import sys
@@ -81,7 +82,8 @@ def backward_impls(x: np.ndarray, threads: int) -> Dict[str, Optional[Callable]]
     return impls
 
 
-def time_interleaved(impls: Dict[str, Callable], rounds: int, min_time: float) -> Dict[str, List[float]]:
+def time_interleaved(impls: Dict[str, Callable], rounds: int,
+                     min_time: float) -> Dict[str, List[float]]:
     """Seconds per call for each implementation, `rounds` samples each, A/B interleaved.
 
     Each sample repeats the call enough times to last about `min_time`."""
@@ -133,19 +135,76 @@ def machine_info() -> dict:
     }
 
 
-def run(sizes, dtype, threads: int, rounds: int, min_time: float, progress=None) -> List[dict]:
+def _structured_impls(variant: str, x: np.ndarray, options: dict, torch_forward, noise_shape):
+    """Forward and backward of a structured variant next to torch's equivalent:
+    torch_forward(t) is torch's own function, or a broadcast multiply by a
+    (noise_shape) mask, the way timm and hand-written RNN code do it."""
+    y, dx = np.empty_like(x), np.empty_like(x)
+    g = df.Generator(0)
+    _, m = df.forward(variant, x, P, rng=1, **options)
+    fwd: Dict[str, Optional[Callable]] = {
+        "dropout_fast": lambda: df.forward(variant, x, P, rng=g, mask="bits", **options),
+        "dropout_fast (out=)": lambda: df.forward(variant, x, P, rng=g, out=y, **options),
+        "numpy.copyto": lambda: np.copyto(y, x),
+    }
+    bwd: Dict[str, Optional[Callable]] = {
+        "dropout_fast (out=)": lambda: df.backward(x, m, out=dx),
+        "dropout_fast": lambda: df.backward(x, m),
+        "numpy.copyto": lambda: np.copyto(dx, x),
+    }
+    torch = _torch()
+    if torch is None:
+        fwd["torch"] = bwd["torch"] = None
+    else:
+        t = torch.from_numpy(x)
+        mask = (torch.rand(noise_shape) >= P).to(t.dtype) / (1 - P)
+        fwd["torch"] = lambda: torch_forward(torch, t, mask)
+        bwd["torch"] = lambda: t * mask  # autograd's backward of either form
+    return fwd, bwd
+
+
+def cases(ops, sizes, dtype, quick: bool):
+    """(op name, shape, forward impls, backward impls) for every benchmarked case."""
+    rs = np.random.default_rng(0)
+    if "dropout" in ops:
+        for n in sizes:
+            x = rs.standard_normal(n).astype(dtype)
+            yield "dropout", (n,), lambda x=x: forward_impls(x, 1), lambda x=x: backward_impls(x, 1)
+    mult = lambda torch, t, mask: t * mask  # noqa: E731
+    structured = {
+        "spatial_dropout": ([(64, 64, 32, 32)] + ([] if quick else [(256, 64, 32, 32)]), {},
+                            lambda torch, t, mask: torch.nn.functional.dropout2d(t, P),
+                            lambda s: (s[0], s[1], 1, 1)),
+        "variational_dropout": ([(64, 256, 512)], {}, mult, lambda s: (s[0], 1, s[2])),
+        "drop_path": ([(64, 64, 32, 32)], {}, mult, lambda s: (s[0], 1, 1, 1)),
+    }
+    for op, (shapes, options, torch_fwd, noise) in structured.items():
+        if op not in ops:
+            continue
+        for shape in shapes:
+            x = rs.standard_normal(shape).astype(dtype)
+            made = _structured_impls(op, x, options, torch_fwd, noise(shape))
+            yield op, shape, lambda made=made: made[0], lambda made=made: made[1]
+
+
+OPS = ("dropout", "spatial_dropout", "variational_dropout", "drop_path")
+
+
+def run(sizes, dtype, threads: int, rounds: int, min_time: float, progress=None,
+        ops=OPS, quick: bool = False) -> List[dict]:
     set_threads(threads)
     rows = []
-    for n in sizes:
-        x = np.random.default_rng(0).standard_normal(n).astype(dtype)
-        for op, make in (("forward", forward_impls), ("backward", backward_impls)):
-            impls = make(x, threads)
+    for op, shape, make_fwd, make_bwd in cases(ops, sizes, dtype, quick):
+        n = math.prod(shape)
+        for direction, make in (("forward", make_fwd), ("backward", make_bwd)):
+            impls = make()
             present = {k: v for k, v in impls.items() if v is not None}
             samples = time_interleaved(present, rounds, min_time)
             ours = statistics.median(samples[next(iter(present))])
             for name, fn in impls.items():
-                row = {"op": op, "n": n, "dtype": np.dtype(dtype).name, "threads": threads,
-                       "impl": name}
+                label = direction if op == "dropout" else f"{op} {direction}"
+                row = {"op": label, "shape": list(shape), "n": n, "dtype": np.dtype(dtype).name,
+                       "threads": threads, "impl": name}
                 if fn is None:
                     row["skipped"] = "not installed"
                 else:
@@ -155,21 +214,26 @@ def run(sizes, dtype, threads: int, rounds: int, min_time: float, progress=None)
                                vs_dropout_fast=med / ours)
                 rows.append(row)
             if progress:
-                progress(f"{op} n=2**{int(np.log2(n))} done")
+                progress(f"{op} {direction} {shape} done")
     return rows
 
 
+def _size(r: dict) -> str:
+    if len(r["shape"]) == 1:
+        return f"2**{int(np.log2(r['n']))}"
+    return "x".join(str(d) for d in r["shape"])
+
+
 def markdown(rows: List[dict]) -> str:
-    out = ["| op | n | impl | ns/elem | time | x dropout_fast time |",
+    out = ["| op | size | impl | ns/elem | time | x dropout_fast time |",
            "|---|---|---|---:|---:|---:|"]
     for r in rows:
-        size = f"2**{int(np.log2(r['n']))}"
         if "skipped" in r:
-            out.append(f"| {r['op']} | {size} | {r['impl']} | skipped ({r['skipped']}) | | |")
+            out.append(f"| {r['op']} | {_size(r)} | {r['impl']} | skipped ({r['skipped']}) | | |")
             continue
         t = r["median_s"]
         shown = f"{t * 1e6:.1f} us" if t < 1e-3 else f"{t * 1e3:.2f} ms"
-        out.append(f"| {r['op']} | {size} | {r['impl']} | {r['ns_per_elem']:.3f} | {shown} | "
+        out.append(f"| {r['op']} | {_size(r)} | {r['impl']} | {r['ns_per_elem']:.3f} | {shown} | "
                    f"{r['vs_dropout_fast']:.2f} |")
     return "\n".join(out)
 
@@ -184,10 +248,15 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="threads for every implementation")
     ap.add_argument("--isa", choices=list(_config.ISA_CODES),
                     help="force dropout_fast's SIMD path (default: the best available)")
+    ap.add_argument("--ops", type=lambda s: s.split(","), default=list(OPS),
+                    help=f"comma-separated operations (default all: {','.join(OPS)})")
     ap.add_argument("--json", metavar="FILE", help="also write rows and machine info as JSON")
     args = ap.parse_args(argv)
     if args.threads < 1 or any(not 0 <= s <= 30 for s in args.sizes):
         ap.error("--threads must be >= 1 and --sizes log2 values in [0, 30]")
+    unknown = set(args.ops) - set(OPS)
+    if unknown:
+        ap.error(f"--ops: unknown {sorted(unknown)} (choose from {', '.join(OPS)})")
     rounds, min_time = (5, 0.02) if args.quick else (15, 0.1)
     if args.isa:
         with _config.force_isa(args.isa):
@@ -200,7 +269,8 @@ def _report(args, rounds: int, min_time: float) -> int:
     print(f"# dropout_fast {df.__version__} bench: {info['cpu']}, isa {info['dropout_fast_isa']}, "
           f"threads {args.threads}, {args.dtype}, p={P}, {time.strftime('%Y-%m-%d')}")
     rows = run([1 << s for s in args.sizes], np.dtype(args.dtype), args.threads, rounds,
-               min_time, progress=lambda msg: print(f"  .. {msg}", file=sys.stderr, flush=True))
+               min_time, progress=lambda msg: print(f"  .. {msg}", file=sys.stderr, flush=True),
+               ops=args.ops, quick=args.quick)
     print(markdown(rows))
     if args.json:
         with open(args.json, "w") as f:

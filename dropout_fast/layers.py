@@ -8,6 +8,7 @@ import numpy as np
 
 from dropout_fast import _config
 from dropout_fast._generator import RNGLike, resolve_rng
+from dropout_fast._layer import LayerBase
 from dropout_fast.api import (MASK_MODES, DropoutMask, backward_impl, check_array, check_p,
                               draw_bits, forward_impl)
 
@@ -15,46 +16,22 @@ __all__ = ["Dropout", "SpatialDropout", "VariationalDropout", "DropPath", "Alpha
            "FeatureAlphaDropout", "DropConnect", "RecurrentDropout"]
 
 
-class _Layer:
+class _Layer(LayerBase):
     """A variant of the table with its options, a mask mode and a generator."""
 
     variant = "dropout"
 
     def __init__(self, p: float = 0.5, *, mask: str = "bits", rng: RNGLike = None, **options):
+        super().__init__(rng)
         self.p = check_p(p)
         if mask not in MASK_MODES:
             raise ValueError(f"mask: expected one of {MASK_MODES}, got {mask!r}")
         self.mask_mode = mask
         self.options = options
-        self.rng = resolve_rng(rng) if rng is not None else None
-        self.training = True
-        self._mask: Optional[DropoutMask] = None
 
-    def train(self, mode: bool = True):
-        """Switch training mode on (or off with mode=False); returns self."""
-        self.training = bool(mode)
-        return self
-
-    def eval(self):
-        """Switch training mode off: forward and backward are the identity."""
-        return self.train(False)
-
-    def forward(self, x) -> np.ndarray:
-        """The variant in training mode (keeping the mask), x itself in eval mode."""
-        if not self.training:
-            self._mask = None
-            return check_array(x, "x")
-        y, self._mask = forward_impl(_config.kernels, x, self.p, self.rng, None, self.mask_mode,
-                                     self.variant, self.options)
-        return y
-
-    __call__ = forward
-
-    def backward(self, dy) -> np.ndarray:
-        """dx for the last forward call (dy itself after an eval-mode forward)."""
-        if self._mask is None:
-            return check_array(dy, "dy")
-        return backward_impl(_config.kernels, dy, self._mask, None)
+    def _forward(self, kernels, x):
+        return forward_impl(kernels, x, self.p, self.rng, None, self.mask_mode, self.variant,
+                            self.options)
 
     def __repr__(self) -> str:
         opts = "".join(f", {k}={v!r}" for k, v in self.options.items() if v is not None)

@@ -291,6 +291,144 @@ def bcast_apply(x, y, bits, shape, noise_shape, a, b, c, nthreads=0, isa=-1):
     _bcast_kernel(x[:n], y[:n], bits, np.ascontiguousarray(midx), t(a), t(b), t(c))
 
 
+# Gaussian dropout: y = x * (1 + sigma * z), z from Box-Muller on Philox streams 2..5
+# (src_c/df_kernels_gaussian.c is the specification). Element i uses block
+# b = block0 + i // 8, h = i % 8: w1 = word h % 4 of stream 2 + h // 4, w2 = word
+# h % 4 of stream 4 + h // 4. log and cos(2 pi u) are the same IEEE double
+# operations in the same order as the C (no fastmath: nothing fused or reordered;
+# math.frexp and math.sqrt are exact / correctly rounded everywhere).
+import math  # noqa: E402  (kept with the only code that uses it)
+
+_GLN2 = float.fromhex("0x1.62e42fefa39efp-1")
+_GTWO_PI = float.fromhex("0x1.921fb54442d18p+2")
+_GSQRT_HALF = float.fromhex("0x1.6a09e667f3bcdp-1")
+_GLOG = tuple(float.fromhex(h) for h in (   # 1/17, 1/15, ..., 1/3
+    "0x1.e1e1e1e1e1e1ep-5", "0x1.1111111111111p-4", "0x1.3b13b13b13b14p-4",
+    "0x1.745d1745d1746p-4", "0x1.c71c71c71c71cp-4", "0x1.2492492492492p-3",
+    "0x1.999999999999ap-3", "0x1.5555555555555p-2"))
+_GSIN = tuple(float.fromhex(h) for h in (   # (-1)**k / (2k + 1)!, k = 7 .. 1
+    "-0x1.ae7f3e733b81fp-41", "0x1.6124613a86d09p-33", "-0x1.ae64567f544e4p-26",
+    "0x1.71de3a556c734p-19", "-0x1.a01a01a01a01ap-13", "0x1.1111111111111p-7",
+    "-0x1.5555555555555p-3"))
+_GCOS = tuple(float.fromhex(h) for h in (   # (-1)**k / (2k)!, k = 8 .. 1
+    "0x1.ae7f3e733b81fp-45", "-0x1.93974a8c07c9dp-37", "0x1.1eed8eff8d898p-29",
+    "-0x1.27e4fb7789f5cp-22", "0x1.a01a01a01a01ap-16", "-0x1.6c16c16c16c17p-10",
+    "0x1.5555555555555p-5", "-0x1.0000000000000p-1"))
+
+
+@nb.njit(inline="always")
+def _gauss_log(w1):
+    """log((w1 + 0.5) * 2**-32) for a 32-bit word held in uint64."""
+    u = (np.float64(w1) + 0.5) * 2.0 ** -32
+    f, e = math.frexp(u)  # u = f * 2**e, f in [0.5, 1): exact
+    m, k = f, e
+    if f < _GSQRT_HALF:
+        m, k = f + f, e - 1
+    s = (m - 1.0) / (m + 1.0)
+    s2 = s * s
+    p = _GLOG[0]
+    for c in _GLOG[1:]:
+        p = p * s2 + c
+    p = p * s2 + 1.0
+    return np.float64(k) * _GLN2 + (2.0 * s) * p
+
+
+@nb.njit(inline="always")
+def _gauss_cos2pi(w2):
+    """cos(2 pi w2 / 2**32) for a 32-bit word held in uint64."""
+    q = (w2 + np.uint64(1 << 29)) >> np.uint64(30)  # nearest quarter turn, 0..4
+    t = ((np.float64(w2) - np.float64(q << np.uint64(30))) * 2.0 ** -32) * _GTWO_PI
+    t2 = t * t
+    sp = _GSIN[0]
+    for c in _GSIN[1:]:
+        sp = sp * t2 + c
+    sn = t + (t * t2) * sp
+    cp = _GCOS[0]
+    for c in _GCOS[1:]:
+        cp = cp * t2 + c
+    cs = 1.0 + t2 * cp
+    q &= np.uint64(3)
+    if q == _ZERO:
+        return cs
+    if q == _ONE:
+        return -sn
+    if q == np.uint64(2):
+        return -cs
+    return sn
+
+
+@nb.njit(inline="always")
+def _gauss_mult(w1, w2, sigma):
+    """1 + sigma * z in double, z = sqrt(-2 ln u1) * cos(2 pi u2)."""
+    r = math.sqrt(-2.0 * _gauss_log(w1))
+    return 1.0 + sigma * (r * _gauss_cos2pi(w2))
+
+
+@nb.njit(cache=True)
+def _gauss_log_cos(w1, w2, out_log, out_cos):
+    """The two transcendental steps over word arrays (for the accuracy tests)."""
+    for i in range(w1.shape[0]):
+        out_log[i] = _gauss_log(np.uint64(w1[i]))
+        out_cos[i] = _gauss_cos2pi(np.uint64(w2[i]))
+
+
+@nb.njit(parallel=True, cache=True)
+def _gauss_kernel(x, y, k0, k1, lo0, hi0, sigma):
+    n = np.uint64(x.shape[0])
+    nblocks = (n + np.uint64(7)) >> np.uint64(3)
+    for cc in prange((nblocks + _CHUNK - _ONE) // _CHUNK):
+        j0, j1 = _chunk_range(np.uint64(cc), nblocks)
+        # The multiplier rounded to x's dtype by the store, before the product
+        # (x may be y, so it cannot go through y).
+        mt = np.empty(8, dtype=x.dtype)
+        for j in range(j0, j1):
+            lo = lo0 + j
+            hi = (hi0 + np.uint64(lo < lo0)) & _LO32
+            c0, c1, c2 = lo & _LO32, lo >> _S32, hi
+            a0, a1, a2, a3 = _philox(c0, c1, c2, np.uint64(2), k0, k1, 10)
+            a4, a5, a6, a7 = _philox(c0, c1, c2, np.uint64(3), k0, k1, 10)
+            b0, b1, b2, b3 = _philox(c0, c1, c2, np.uint64(4), k0, k1, 10)
+            b4, b5, b6, b7 = _philox(c0, c1, c2, np.uint64(5), k0, k1, 10)
+            w1 = (a0, a1, a2, a3, a4, a5, a6, a7)
+            w2 = (b0, b1, b2, b3, b4, b5, b6, b7)
+            i0 = j << np.uint64(3)
+            m = min(n - i0, np.uint64(8))
+            for h in range(m):
+                mt[h] = _gauss_mult(w1[h], w2[h], sigma)
+            for h in range(m):
+                i = i0 + np.uint64(h)
+                y[i] = x[i] * mt[h]
+
+
+def gaussian_log_cos(w1, w2):
+    """(log((w1 + 0.5) / 2**32), cos(2 pi w2 / 2**32)) of uint32 word arrays, as the
+    Gaussian kernels compute them (float64; for accuracy tests)."""
+    w1 = np.ascontiguousarray(w1, dtype=np.uint32).reshape(-1)
+    w2 = np.ascontiguousarray(w2, dtype=np.uint32).reshape(-1)
+    out_log, out_cos = np.empty(w1.size), np.empty(w2.size)
+    _gauss_log_cos(w1, w2, out_log, out_cos)
+    return out_log, out_cos
+
+
+def gaussian_fwd(x, y, key0, key1, block_lo, block_hi, sigma, nthreads=0, isa=-1):
+    """y[i] = x[i] * (1 + sigma * z(i)), the multiplier rounded once to x's dtype;
+    y may be x. nthreads and isa are accepted and ignored (see `mask`)."""
+    x = _buf(x, 0, "x", _FLOATS)
+    n = x.size
+    y = _buf(y, n, "y", (x.dtype,))
+    sigma = float(sigma)
+    if not 0.0 <= sigma <= sys.float_info.max:
+        raise ValueError(f"sigma: expected a finite non-negative number, got {sigma}")
+    k0, k1, lo, hi, _, _ = _stream_args(n, key0, key1, block_lo, block_hi, 0)
+    _gauss_kernel(x, y[:n], k0, k1, lo, hi, np.float64(sigma))
+
+
+def gaussian_dropout(x, p=0.5, *, training=True, rng=None, out=None):
+    """`dropout_fast.gaussian_dropout` computed by the Numba kernels."""
+    from dropout_fast import _gaussian
+    return _gaussian.gaussian_dropout_impl(_this, x, p, training, rng, out)
+
+
 # Public functions: the API of dropout_fast computed by these kernels (same masks,
 # same outputs). api is imported late: it may be importing this module as its
 # fallback backend.
@@ -322,4 +460,12 @@ def dropout_backward(dy, m, *, out=None):
 
 
 backward = dropout_backward
+
+
+def drop_block(x, p, block_size, **kw):
+    """`dropout_fast.drop_block` computed by the Numba kernels (seeds and the apply pass)."""
+    from dropout_fast import _dropblock
+    return _dropblock.drop_block_impl(_this, x, p, block_size, **kw)
+
+
 _this = sys.modules[__name__]

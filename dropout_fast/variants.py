@@ -12,12 +12,15 @@ import numpy as np
 from dropout_fast import _config
 from dropout_fast._generator import RNGLike
 from dropout_fast._variants import VARIANTS
-from dropout_fast.api import backward_impl, dropout_impl, forward_impl
+from dropout_fast._generator import resolve_rng
+from dropout_fast.api import (MASK_MODES, DropoutMask, backward_impl, check_array, check_p,
+                              check_training, draw_bits, dropout_impl, forward_impl)
 
 __all__ = [
     "forward", "backward", "spatial_dropout", "dropout1d", "dropout2d", "dropout3d",
     "variational_dropout", "drop_path", "drop_connect", "alpha_dropout",
-    "feature_alpha_dropout",
+    "feature_alpha_dropout", "embedding_dropout", "embedding_dropout_forward",
+    "embedding_dropout_backward",
 ]
 
 _COMMON = """
@@ -249,3 +252,110 @@ def feature_alpha_dropout(x, p: float = 0.5, *, training: bool = True, rng: RNGL
     True
     """
     return _run("feature_alpha_dropout", x, p, training, rng, out)
+
+
+def _check_ids(ids, vocab: int) -> np.ndarray:
+    ids = np.asarray(ids)
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"ids: expected an integer array of token ids, got dtype {ids.dtype}")
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab):
+        raise ValueError(f"ids: token ids must lie in [0, {vocab}) (the weight's rows)")
+    return ids
+
+
+def embedding_dropout_forward(weight, ids, p: float = 0.1, *, rng: RNGLike = None,
+                              mask: str = "bits"):
+    """Word-level embedding dropout with what backward needs: ``(out, m)``.
+
+    Drops whole rows of the embedding matrix, so a token id is dropped at every
+    position of the batch (Gal & Ghahramani 2016; AWD-LSTM's ``embedded_dropout``);
+    survivors are scaled by 1 / (1 - p). The mask is one bit per row.
+
+    Parameters
+    ----------
+    weight : ndarray of shape (V, D), float32 or float64
+    ids : integer ndarray of any shape, values in [0, V)
+    p : float, default 0.1
+    rng : Generator, int or None
+    mask : {"bits", "recompute"}
+
+    Returns
+    -------
+    out : ndarray of shape ids.shape + (D,)
+        ``weight[ids]`` with the rows of dropped ids zeroed and the rest scaled.
+    m : DropoutMask
+        A row mask of noise_shape (V, 1) for `embedding_dropout_backward`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> w = np.ones((5, 3), np.float32)
+    >>> out, m = embedding_dropout_forward(w, np.array([[0, 1, 0]]), 0.5, rng=2)
+    >>> out.shape, bool(np.array_equal(out[0, 0], out[0, 2]))
+    ((1, 3, 3), True)
+    """
+    weight = check_array(weight, "weight")
+    if weight.ndim != 2:
+        raise ValueError(f"weight: expected a 2-D embedding matrix (V, D), "
+                         f"got shape {weight.shape}")
+    ids = _check_ids(ids, weight.shape[0])
+    p = check_p(p)
+    if mask not in MASK_MODES:
+        raise ValueError(f"mask: expected one of {MASK_MODES}, got {mask!r}")
+    vocab, dim = weight.shape
+    gen = resolve_rng(rng)
+    offset = gen._reserve((vocab + 7) // 8)
+    bits = draw_bits(_config.kernels, gen.key, offset, vocab, p)
+    m = DropoutMask(p, weight.shape, gen.key, offset, bits if mask == "bits" else None,
+                    (vocab, 1), "embedding_dropout")
+    # Only the looked-up rows are touched: gather, then apply each id's row bit.
+    out = weight[ids.reshape(-1)]
+    keep = np.unpackbits(bits, count=vocab, bitorder="little")[ids.reshape(-1)]
+    rows = np.packbits(keep, bitorder="little")
+    a = m.coefficients(weight.dtype)[0]
+    if out.size:
+        _config.kernels.bcast_apply(out.reshape(-1), out.reshape(-1), rows, out.shape,
+                                    (out.shape[0], 1), a, 0.0, 0.0, _config.nthreads, _config.isa)
+    return out.reshape(ids.shape + (dim,)), m
+
+
+def embedding_dropout_backward(dout, ids, m: DropoutMask) -> np.ndarray:
+    """Gradient with respect to the embedding matrix: the rows of `dout` summed
+    into their ids (``numpy.add.at``), then the forward's row mask and scale.
+
+    Returns
+    -------
+    ndarray of shape (V, D), the dtype of `dout`
+    """
+    if not isinstance(m, DropoutMask) or m.variant != "embedding_dropout":
+        raise TypeError("m: expected the DropoutMask of embedding_dropout_forward")
+    dout = check_array(dout, "dout")
+    vocab, dim = m.shape
+    ids = _check_ids(ids, vocab)
+    if dout.shape != ids.shape + (dim,):
+        raise ValueError(f"dout: expected shape {ids.shape + (dim,)}, got {dout.shape}")
+    grad = np.zeros((vocab, dim), dout.dtype)
+    np.add.at(grad, ids.reshape(-1), dout.reshape(-1, dim))
+    return backward_impl(_config.kernels, grad, m, grad)
+
+
+def embedding_dropout(weight, ids=None, p: float = 0.1, *, training: bool = True,
+                      rng: RNGLike = None) -> np.ndarray:
+    """Embedding (word) dropout: drop whole rows of an embedding matrix.
+
+    With `ids`, returns the lookup ``weight[ids]`` under the row mask; without,
+    the masked matrix itself (V, D). See `embedding_dropout_forward`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> w = embedding_dropout(np.ones((6, 2)), p=0.5, rng=0)
+    >>> bool(np.all((w == 0).all(axis=1) | (w == 2).all(axis=1)))
+    True
+    """
+    if not check_training(training):
+        weight = check_array(weight, "weight")
+        return weight if ids is None else weight[_check_ids(ids, weight.shape[0])]
+    if ids is None:
+        return _run("embedding_dropout", weight, p, True, rng, None)
+    return embedding_dropout_forward(weight, ids, p, rng=rng, mask="recompute")[0]

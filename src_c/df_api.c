@@ -33,6 +33,8 @@ const char *df_status_str(df_status_t status)
         return "Philox rounds outside [0, 16]";
     case DF_ERR_SHAPE:
         return "noise shape does not broadcast to the array's shape";
+    case DF_ERR_VALUE:
+        return "parameter outside its domain (NaN, infinite or negative)";
     default:
         return "unknown status";
     }
@@ -182,7 +184,7 @@ static df_status_t start(df_job_t *j, int64_t n, const df_opts_t *opts, size_t e
     j->k = df_kernels_get(opts ? opts->isa : DF_ISA_AUTO);
     if (j->k == NULL)
         return DF_ERR_ISA;
-    j->stream = (uint64_t)n * esize >= (uint64_t)DF_STREAM_MIN_BYTES;
+    j->stream = (uint64_t)n * esize >= df_stream_min_bytes();
     job_run(j, n, df_threads_for(n, opts));
     return DF_OK;
 }

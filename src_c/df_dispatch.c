@@ -1,8 +1,10 @@
 /* df_dispatch.c: CPU features read once -> the kernel table of each call.
  * The only global state of the library is the resolved default below. */
+#define _DEFAULT_SOURCE /* sysconf's cache-size names on glibc */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "df_internal.h"
 
@@ -92,4 +94,29 @@ const df_kernels_t *df_kernels_get(int isa)
     if (isa == DF_ISA_AUTO)
         isa = (int)df_isa_default();
     return df_isa_available((df_isa_t)isa) ? table_of((df_isa_t)isa) : NULL;
+}
+
+/* 0: not read yet. Like the ISA, a fact of the machine, read once (racing
+ * readers compute the same value). */
+static atomic_ullong stream_min = 0;
+
+uint64_t df_stream_min_bytes(void)
+{
+    unsigned long long v = atomic_load_explicit(&stream_min, memory_order_relaxed);
+    if (v == 0) {
+        const char *env = getenv("DROPOUT_FAST_STREAM_MIN_BYTES"); /* tests, tuning */
+        long llc = -1;
+        if (env != NULL && (v = strtoull(env, NULL, 10)) > 0) {
+            atomic_store_explicit(&stream_min, v, memory_order_relaxed);
+            return v;
+        }
+#if defined(_SC_LEVEL3_CACHE_SIZE)
+        llc = sysconf(_SC_LEVEL3_CACHE_SIZE);
+        if (llc <= 0)
+            llc = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+        v = llc > 0 ? (unsigned long long)llc / 4 * 3 : (unsigned long long)DF_STREAM_MIN_BYTES;
+        atomic_store_explicit(&stream_min, v, memory_order_relaxed);
+    }
+    return v;
 }

@@ -148,7 +148,7 @@ static int64_t row_mask(const df_view_t *v, int64_t r)
             return DF_OK;                                                                 \
         const int64_t len = v.dims[v.nd - 1], rows = v.n / len;                           \
         const int varying = v.mstride[v.nd - 1] != 0;                                     \
-        const int stream = (uint64_t)v.n * sizeof(T) >= (uint64_t)DF_STREAM_MIN_BYTES;    \
+        const int stream = (uint64_t)v.n * sizeof(T) >= df_stream_min_bytes();    \
         int nt = df_threads_for(v.n, opts);                                               \
         if (nt > rows)                                                                    \
             nt = (int)rows;                                                               \

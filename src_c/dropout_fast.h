@@ -55,7 +55,8 @@ typedef enum {
     DF_ERR_ISA = 3,      /* the requested instruction set is not available here */
     DF_ERR_RANGE = 4,    /* block0 + ceil(n/8) passes the 96-bit counter space */
     DF_ERR_ROUNDS = 5,   /* Philox rounds outside [0, 16] */
-    DF_ERR_SHAPE = 6     /* a noise shape that does not broadcast, or too many dims */
+    DF_ERR_SHAPE = 6,    /* a noise shape that does not broadcast, or too many dims */
+    DF_ERR_VALUE = 7     /* a real parameter outside its domain (NaN, infinite, negative sigma) */
 } df_status_t;
 
 /* The most dimensions a broadcast mask (df_bcast_apply_*) may have. */
@@ -172,6 +173,34 @@ DF_API df_status_t df_bcast_apply_f32(const float *x, float *y, const uint8_t *b
 DF_API df_status_t df_bcast_apply_f64(const double *x, double *y, const uint8_t *bits, int ndim,
                                       const int64_t *shape, const int64_t *noise_shape,
                                       double a, double b, double c, const df_opts_t *opts);
+
+/* Gaussian dropout (Srivastava et al., JMLR 2014, sec. 10; Keras' GaussianDropout)
+ * ------------------------------------------------------------------------------
+ * df_gaussian_fwd_f32: y[i] = x[i] * mult(i) for i in [0, n), where
+ * mult(i) = 1 + sigma * z(i) computed in double and rounded once to float, and
+ * z(i) a standard normal deviate from Philox streams 2..5 of the stream contract:
+ *   b = block0 + i / 8, h = i % 8,
+ *   w1 = word h % 4 of block b of stream 2 + h / 4,
+ *   w2 = word h % 4 of block b of stream 4 + h / 4,
+ *   u1 = (w1 + 0.5) / 2**32 (never 0), u2 = w2 / 2**32,
+ *   z = sqrt(-2 ln u1) * cos(2 pi u2)                       (Box-Muller),
+ * with ln and cos evaluated by the fixed sequence of IEEE double operations
+ * spelled out in df_kernels_gaussian.c (no libm transcendental: the result is
+ * the same bits on every platform, and in the Numba backend and the oracle).
+ * A call covers blocks [block0, block0 + ceil(n / 8)), the accounting of a mask.
+ * sigma = sqrt(p / (1 - p)) for a drop rate p in [0, 1). The backward pass by
+ * recomputation is this same function applied to dy (dx = dy * mult), and an
+ * x of ones gives the multipliers themselves. x may alias y exactly.
+ * Output does not depend on threads, ISA (scalar, AVX2 and AVX-512 bodies are
+ * one C source under target attributes) or splits at multiples of 8 elements.
+ * Returns DF_OK, DF_ERR_ARG, DF_ERR_VALUE (sigma NaN, infinite or negative),
+ * DF_ERR_RANGE or DF_ERR_ISA. */
+DF_API df_status_t df_gaussian_fwd_f32(const float *x, float *y, int64_t n, df_key_t key,
+                                       df_block_t block0, double sigma, const df_opts_t *opts);
+
+/* df_gaussian_fwd_f64: as df_gaussian_fwd_f32 for double (mult not rounded further). */
+DF_API df_status_t df_gaussian_fwd_f64(const double *x, double *y, int64_t n, df_key_t key,
+                                       df_block_t block0, double sigma, const df_opts_t *opts);
 
 #ifdef __cplusplus
 }

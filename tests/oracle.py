@@ -9,6 +9,9 @@ every element, and nothing is skipped for the common case.
 Philox4x32: Salmon, Moraes, Dror, Shaw, "Parallel random numbers: as easy as
 1, 2, 3", SC'11; constants from Random123's philox.h.
 """
+from fractions import Fraction as _Fraction
+from math import factorial as _factorial
+
 import numpy as np
 
 M0 = 0xD2511F53
@@ -97,3 +100,100 @@ def dropout(x, seed, block0, p):
 def packbits(keep):
     """Packed mask bytes: bit i % 8 of byte i // 8."""
     return np.packbits(np.asarray(keep, dtype=bool).reshape(-1), bitorder="little")
+
+
+# --------------------------------------------------------------------------- Gaussian dropout
+# Written from the Gaussian-dropout contract in src_c/dropout_fast.h and the
+# transform spelled out at the top of src_c/df_kernels_gaussian.c: element i
+# of a call at block offset block0 takes w1 = word h % 4 of stream 2 + h // 4
+# and w2 = word h % 4 of stream 4 + h // 4 of block block0 + i // 8 (h = i % 8),
+# then Box-Muller with the log and cos(2 pi u) as fixed IEEE double operations.
+# Every step below is a numpy ufunc on float64 arrays (correctly rounded add,
+# multiply, divide, sqrt; exact frexp and power-of-two scaling), in the order
+# of the specification. The series coefficients are derived here from exact
+# fractions, not copied.
+_GLOG = [float(_Fraction(1, 2 * k + 1)) for k in range(8, 0, -1)]                  # 1/17 .. 1/3
+_GSIN = [float(_Fraction((-1) ** k, _factorial(2 * k + 1))) for k in range(7, 0, -1)]
+_GCOS = [float(_Fraction((-1) ** k, _factorial(2 * k))) for k in range(8, 0, -1)]
+_GLN2 = float.fromhex("0x1.62e42fefa39efp-1")
+_GTWO_PI = float.fromhex("0x1.921fb54442d18p+2")
+_GSQRT_HALF = float.fromhex("0x1.6a09e667f3bcdp-1")
+
+
+def blocks(n, seed, block0, stream):
+    """The four 32-bit words of blocks block0 .. block0 + ceil(n/8) - 1 of `stream`,
+    shape (ceil(n/8), 4) as uint64."""
+    nblocks = (n + 7) // 8
+    lo0 = block0 % 2**64
+    lo = np.uint64(lo0) + np.arange(nblocks, dtype=np.uint64)
+    hi = ((block0 >> 64) + (lo < np.uint64(lo0)).astype(np.uint64)) & _MASK32
+    ctr = np.stack([lo & _MASK32, lo >> _SHIFT32, hi,
+                    np.full(nblocks, stream, dtype=np.uint64)], axis=-1)
+    key = np.array([seed & 0xFFFFFFFF, seed >> 32], dtype=np.uint64)
+    return philox4x32(ctr, np.broadcast_to(key, (nblocks, 2))).astype(np.uint64)
+
+
+def gaussian_words(n, seed, block0):
+    """(w1, w2) of the first n elements: streams 2|3 and 4|5, h // 4 picking the stream."""
+    w1 = np.concatenate([blocks(n, seed, block0, 2), blocks(n, seed, block0, 3)], axis=1)
+    w2 = np.concatenate([blocks(n, seed, block0, 4), blocks(n, seed, block0, 5)], axis=1)
+    return w1.reshape(-1)[:n], w2.reshape(-1)[:n]
+
+
+def gaussian_log(w1):
+    """log((w1 + 0.5) / 2**32) for uint32 words, in float64."""
+    u = (np.asarray(w1, dtype=np.uint64).astype(np.float64) + 0.5) * 2.0 ** -32
+    f, e = np.frexp(u)  # u = f * 2**e, f in [0.5, 1)
+    small = f < _GSQRT_HALF
+    m = np.where(small, f + f, f)
+    k = np.where(small, e - 1, e).astype(np.float64)
+    s = (m - 1.0) / (m + 1.0)
+    s2 = s * s
+    p = np.full_like(s, _GLOG[0])
+    for c in _GLOG[1:]:
+        p = p * s2 + c
+    p = p * s2 + 1.0
+    return k * _GLN2 + (2.0 * s) * p
+
+
+def gaussian_cos2pi(w2):
+    """cos(2 pi w2 / 2**32) for uint32 words, in float64."""
+    w = np.asarray(w2, dtype=np.uint64)
+    q = (w + np.uint64(1 << 29)) >> np.uint64(30)  # nearest quarter turn, 0..4
+    t = ((w.astype(np.float64) - (q << np.uint64(30)).astype(np.float64)) * 2.0 ** -32) * _GTWO_PI
+    t2 = t * t
+    sp = np.full_like(t, _GSIN[0])
+    for c in _GSIN[1:]:
+        sp = sp * t2 + c
+    sn = t + (t * t2) * sp
+    cp = np.full_like(t, _GCOS[0])
+    for c in _GCOS[1:]:
+        cp = cp * t2 + c
+    cs = 1.0 + t2 * cp
+    q = (q & np.uint64(3)).astype(np.int64)
+    return np.choose(q, [cs, -sn, -cs, sn])
+
+
+def gaussian_z(n, seed, block0):
+    """The standard normal deviates z of the first n elements (float64)."""
+    w1, w2 = gaussian_words(n, seed, block0)
+    return np.sqrt(-2.0 * gaussian_log(w1)) * gaussian_cos2pi(w2)
+
+
+def gaussian_sigma(p):
+    """sigma = sqrt(p / (1 - p)) in double, for p in [0, 1)."""
+    return float(np.sqrt(p / (1.0 - p)))
+
+
+def gaussian_multiplier(n, seed, block0, p, dtype):
+    """The multipliers 1 + sigma * z of the first n elements, rounded once to dtype."""
+    mult = 1.0 + gaussian_sigma(p) * gaussian_z(n, seed, block0)
+    return mult.astype(dtype)
+
+
+def gaussian_dropout(x, seed, block0, p):
+    """y = x * mult in x's dtype, mult over x's flat C-order index."""
+    x = np.asarray(x)
+    mult = gaussian_multiplier(x.size, seed, block0, p, x.dtype).reshape(x.shape)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return (x * mult).astype(x.dtype, copy=False)

@@ -2,6 +2,7 @@
  * vectors (Random123's kat_vectors, 7 and 10 rounds), status codes, and every
  * available instruction set against the scalar specification. Exits non-zero
  * and prints what failed on any mismatch. */
+#define _DEFAULT_SOURCE /* setenv */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,7 +170,8 @@ static void fill_guard(void *buf, size_t esize, int64_t total)
 }
 
 /* Starts off 64-byte alignment (every output alignment the SIMD bodies shift
- * by), in-place calls, outputs large enough for non-temporal stores (8 MiB),
+ * by), in-place calls, outputs large enough for non-temporal stores (8 MiB;
+ * main lowers the streaming threshold to 1 MiB so they stream on any CPU),
  * and no write outside [0, n) of y or past the last mask byte. */
 static void test_layouts(void)
 {
@@ -295,13 +297,108 @@ static void test_ties(void)
     free(lo); free(mid); free(hi); free(got);
 }
 
+/* Gaussian dropout: known multipliers (x = 1) from the numpy oracle
+ * (tests/oracle.py gaussian_multiplier, seed 0x9abcdef012345678, block offset
+ * 2**64 * 3 + 2**64 - 1, so elements 8.. take the carry into the top word),
+ * status codes, and every ISA / thread count / split / in-place call equal to
+ * the one-thread scalar call. */
+static void test_gaussian(void)
+{
+    static const uint64_t kat64[12] = {
+        0x3ffcbe56c238dc31ull, 0x3fe7e2d53085a6ccull, 0x3fdf4812c1884394ull, 0x3f9e7edb1c5ac4e0ull,
+        0x3ff4fdb661577f60ull, 0x3ff39a9fd9bee2f4ull, 0x3fdd4e6b9ff13a68ull, 0x3ffe5b4554ff4b80ull,
+        0x3fe488a2a601ba18ull, 0xbfe091d6c5c5fc7cull, 0xbfda8483106232b0ull, 0x3fe11dda59530cbcull,
+    };
+    static const uint32_t kat32[12] = {
+        0x3fbadc19u, 0x3f5a85fau, 0x3f3470a0u, 0x3ee13331u, 0x3f970d80u, 0x3f90a56bu,
+        0x3f2fe0dfu, 0x3fc24f59u, 0x3f4b0a22u, 0x3dfd5476u, 0x3e3bd581u, 0x3f3b41afu,
+    };
+    const df_key_t key = {0x12345678u, 0x9abcdef0u};
+    const df_block_t carry = {~(uint64_t)0, 3};
+    const double sigma_half = 1.0, sigma_quarter = 0x1.279a74590331cp-1; /* p = 0.5, 0.25 */
+    double d[12];
+    float f[12];
+    for (int i = 0; i < 12; ++i) {
+        d[i] = 1.0;
+        f[i] = 1.0f;
+    }
+    CHECK(df_gaussian_fwd_f64(d, d, 12, key, carry, sigma_half, NULL) == DF_OK, "gauss f64 rc");
+    CHECK(memcmp(d, kat64, sizeof d) == 0, "gaussian f64 known values");
+    CHECK(df_gaussian_fwd_f32(f, f, 12, key, carry, sigma_quarter, NULL) == DF_OK, "gauss f32 rc");
+    CHECK(memcmp(f, kat32, sizeof f) == 0, "gaussian f32 known values");
+
+    /* status codes; nothing is written on an error */
+    float e[9];
+    for (int i = 0; i < 9; ++i)
+        e[i] = 1.0f;
+    volatile double zero = 0.0;
+    const double nan = zero / zero, inf = 1.0 / zero;
+    const df_block_t b0 = {0, 0}, top = {~(uint64_t)0, 0xFFFFFFFFu};
+    const df_opts_t bad = {1, 99};
+    CHECK(df_gaussian_fwd_f32(NULL, e, 1, key, b0, 1.0, NULL) == DF_ERR_ARG, "gauss NULL x");
+    CHECK(df_gaussian_fwd_f32(e, NULL, 1, key, b0, 1.0, NULL) == DF_ERR_ARG, "gauss NULL y");
+    CHECK(df_gaussian_fwd_f32(e, e, -1, key, b0, 1.0, NULL) == DF_ERR_ARG, "gauss n < 0");
+    CHECK(df_gaussian_fwd_f32(NULL, NULL, 0, key, b0, 1.0, NULL) == DF_OK, "gauss n == 0");
+    CHECK(df_gaussian_fwd_f32(e, e, 9, key, b0, -1.0, NULL) == DF_ERR_VALUE, "sigma < 0");
+    CHECK(df_gaussian_fwd_f32(e, e, 9, key, b0, nan, NULL) == DF_ERR_VALUE, "sigma NaN");
+    CHECK(df_gaussian_fwd_f32(e, e, 9, key, b0, inf, NULL) == DF_ERR_VALUE, "sigma inf");
+    CHECK(df_gaussian_fwd_f32(e, e, 9, key, top, 1.0, NULL) == DF_ERR_RANGE, "gauss past 2**96");
+    CHECK(df_gaussian_fwd_f32(e, e, 9, key, b0, 1.0, &bad) == DF_ERR_ISA, "gauss isa 99");
+    int untouched = 1;
+    for (int i = 0; i < 9; ++i)
+        untouched &= e[i] == 1.0f;
+    CHECK(untouched, "gaussian wrote on an error");
+    CHECK(df_gaussian_fwd_f32(e, e, 8, key, top, 1.0, NULL) == DF_OK, "gauss last block");
+    CHECK(df_gaussian_fwd_f32(e, e, 9, key, b0, 0.0, NULL) == DF_OK && e[8] == 1.0f,
+          "sigma 0 is the identity");
+    CHECK(strcmp(df_status_str(DF_ERR_VALUE), "unknown status") != 0, "status_str VALUE");
+
+    /* invariance: every ISA and thread count, split calls, in place */
+    const int64_t n = 200003, cut = 8 * 12345;
+    const df_block_t o = {0xFFFFFFF0u, 7}; /* the low counter word wraps inside the call */
+    float *x = malloc(n * sizeof *x), *y0 = malloc(n * sizeof *x), *y1 = malloc(n * sizeof *x);
+    double *xd = malloc(n * sizeof *xd), *yd0 = malloc(n * sizeof *xd), *yd1 = malloc(n * sizeof *xd);
+    for (int64_t i = 0; i < n; ++i) {
+        x[i] = (float)(i % 1001) * 0.37f - 100.0f;
+        xd[i] = (double)(i % 1003) * 0.37 - 100.0;
+    }
+    const df_opts_t ref = {1, DF_ISA_SCALAR};
+    df_gaussian_fwd_f32(x, y0, n, key, o, sigma_quarter, &ref);
+    df_gaussian_fwd_f64(xd, yd0, n, key, o, sigma_half, &ref);
+    for (int isa = DF_ISA_SCALAR; isa <= DF_ISA_AVX512; ++isa) {
+        if (!df_isa_available((df_isa_t)isa))
+            continue;
+        for (int nt = 1; nt <= 3; ++nt) {
+            const df_opts_t opt = {nt, isa};
+            memset(y1, 0, n * sizeof *y1);
+            df_gaussian_fwd_f32(x, y1, n, key, o, sigma_quarter, &opt);
+            CHECK(memcmp(y0, y1, n * sizeof *y1) == 0, "gauss f32 isa %s nt %d",
+                  df_isa_name((df_isa_t)isa), nt);
+            memcpy(yd1, xd, n * sizeof *yd1);
+            df_gaussian_fwd_f64(yd1, yd1, n, key, o, sigma_half, &opt);
+            CHECK(memcmp(yd0, yd1, n * sizeof *yd1) == 0, "gauss f64 in place isa %s nt %d",
+                  df_isa_name((df_isa_t)isa), nt);
+        }
+    }
+    memset(y1, 0, n * sizeof *y1);
+    df_gaussian_fwd_f32(x, y1, cut, key, o, sigma_quarter, &ref);
+    df_gaussian_fwd_f32(x + cut, y1 + cut, n - cut, key, (df_block_t){o.lo + cut / 8, o.hi},
+                        sigma_quarter, &ref);
+    CHECK(memcmp(y0, y1, n * sizeof *y1) == 0, "gauss split at %lld", (long long)cut);
+    free(x); free(y0); free(y1); free(xd); free(yd0); free(yd1);
+}
+
 int main(void)
 {
+    /* Non-temporal stores from 1 MiB on, whatever this CPU's cache size: the
+     * large cases below then take the streaming path (read once, before any call). */
+    setenv("DROPOUT_FAST_STREAM_MIN_BYTES", "1048576", 1);
     test_kat();
     test_status();
     test_isa_equal();
     test_layouts();
     test_ties();
+    test_gaussian();
     printf("dropout_fast C tests: %s (isa default %s, openmp %d)\n", failures ? "FAILED" : "ok",
            df_isa_name(df_isa_default()), df_has_openmp());
     return failures ? 1 : 0;
