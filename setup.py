@@ -51,7 +51,8 @@ extensions = [
         "dropout_fast._core",
         sources=["dropout_fast/_core.pyx"] + C_SOURCES,
         include_dirs=["src_c", numpy.get_include()],
-        depends=sorted(glob(os.path.join("src_c", "*.h"))),
+        depends=sorted(glob(os.path.join("src_c", "*.h"))
+                       + glob(os.path.join("dropout_fast", "*.pxi"))),
         define_macros=[
             ("DF_USE_OPENMP", "1" if OPENMP else "0"),
             ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),

@@ -218,3 +218,8 @@ def gaussian_fwd(cnp.ndarray x, cnp.ndarray y, uint32_t key0, uint32_t key1, uin
     else:
         raise TypeError("x: expected float32 or float64")
     _check(rc)
+
+
+# Kernel families kept in their own files (same module, same helpers).
+include "_softmax.pxi"
+include "_fused.pxi"

@@ -429,6 +429,11 @@ def gaussian_dropout(x, p=0.5, *, training=True, rng=None, out=None):
     return _gaussian.gaussian_dropout_impl(_this, x, p, training, rng, out)
 
 
+# Kernel families kept in their own modules, with the same interface as _core.
+from dropout_fast._ref_fused import *  # noqa: E402,F401,F403
+from dropout_fast._ref_softmax import *  # noqa: E402,F401,F403
+
+
 # Public functions: the API of dropout_fast computed by these kernels (same masks,
 # same outputs). api is imported late: it may be importing this module as its
 # fallback backend.

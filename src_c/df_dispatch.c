@@ -1,10 +1,8 @@
 /* df_dispatch.c: CPU features read once -> the kernel table of each call.
  * The only global state of the library is the resolved default below. */
-#define _DEFAULT_SOURCE /* sysconf's cache-size names on glibc */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "df_internal.h"
 
@@ -96,8 +94,7 @@ const df_kernels_t *df_kernels_get(int isa)
     return df_isa_available((df_isa_t)isa) ? table_of((df_isa_t)isa) : NULL;
 }
 
-/* 0: not read yet. Like the ISA, a fact of the machine, read once (racing
- * readers compute the same value). */
+/* 0: not read yet. Read once, like the ISA (racing readers compute the same). */
 static atomic_ullong stream_min = 0;
 
 uint64_t df_stream_min_bytes(void)
@@ -105,17 +102,9 @@ uint64_t df_stream_min_bytes(void)
     unsigned long long v = atomic_load_explicit(&stream_min, memory_order_relaxed);
     if (v == 0) {
         const char *env = getenv("DROPOUT_FAST_STREAM_MIN_BYTES"); /* tests, tuning */
-        long llc = -1;
-        if (env != NULL && (v = strtoull(env, NULL, 10)) > 0) {
-            atomic_store_explicit(&stream_min, v, memory_order_relaxed);
-            return v;
-        }
-#if defined(_SC_LEVEL3_CACHE_SIZE)
-        llc = sysconf(_SC_LEVEL3_CACHE_SIZE);
-        if (llc <= 0)
-            llc = sysconf(_SC_LEVEL2_CACHE_SIZE);
-#endif
-        v = llc > 0 ? (unsigned long long)llc / 4 * 3 : (unsigned long long)DF_STREAM_MIN_BYTES;
+        v = env != NULL ? strtoull(env, NULL, 10) : 0;
+        if (v == 0)
+            v = DF_STREAM_MIN_BYTES;
         atomic_store_explicit(&stream_min, v, memory_order_relaxed);
     }
     return v;

@@ -202,6 +202,10 @@ DF_API df_status_t df_gaussian_fwd_f32(const float *x, float *y, int64_t n, df_k
 DF_API df_status_t df_gaussian_fwd_f64(const double *x, double *y, int64_t n, df_key_t key,
                                        df_block_t block0, double sigma, const df_opts_t *opts);
 
+/* ---- transformer fusions: softmax + dropout ---- */
+
+/* ---- transformer fusions: bias + dropout + residual; Monte Carlo statistics ---- */
+
 #ifdef __cplusplus
 }
 #endif
