@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import operator as _operator
 
-from dropout_fast import _config
+from dropout_fast import _config, mc
 from dropout_fast._generator import Generator, default_generator, manual_seed
 from dropout_fast._version import __version__
 from dropout_fast._dropblock import (
@@ -21,6 +21,12 @@ from dropout_fast._dropblock import (
     drop_block3d,
     drop_block_backward,
     drop_block_forward,
+)
+from dropout_fast._fused import (
+    BiasDropoutAddMask,
+    bias_dropout_add,
+    bias_dropout_add_backward,
+    bias_dropout_add_forward,
 )
 from dropout_fast._gaussian import (
     GaussianDropout,
@@ -65,7 +71,8 @@ __all__ = [
     "embedding_dropout", "embedding_dropout_forward", "embedding_dropout_backward",
     "drop_block", "drop_block2d", "drop_block3d", "drop_block_forward", "drop_block_backward",
     "DropBlock", "DropBlockMask", "gaussian_dropout", "gaussian_dropout_forward",
-    "gaussian_dropout_backward", "GaussianDropout", "GaussianNoise",
+    "gaussian_dropout_backward", "GaussianDropout", "GaussianNoise", "bias_dropout_add",
+    "bias_dropout_add_forward", "bias_dropout_add_backward", "BiasDropoutAddMask", "mc",
     "Dropout", "SpatialDropout", "VariationalDropout", "DropPath", "AlphaDropout",
     "FeatureAlphaDropout", "DropConnect", "RecurrentDropout",
     "set_num_threads", "get_num_threads", "info", "__version__",

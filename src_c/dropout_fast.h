@@ -204,7 +204,180 @@ DF_API df_status_t df_gaussian_fwd_f64(const double *x, double *y, int64_t n, df
 
 /* ---- transformer fusions: softmax + dropout ---- */
 
+/* Attention dropout: softmax over the last axis fused with inverted dropout
+ * --------------------------------------------------------------------------
+ * The scores are a C-contiguous array of attn->shape (ndim >= 1); a row is the
+ * Lk = shape[ndim-1] scores of one query, row r at element r * Lk, query index
+ * i = r % Lq with Lq = shape[ndim-2] (1 when ndim == 1). For each row:
+ *   masking   s'_j = s_j + mask_j (DF_ATTN_MASK_ADD, rounded in the dtype), or
+ *             s'_j = mask_j ? s_j : -inf (DF_ATTN_MASK_BOOL: nonzero = attend,
+ *             torch's scaled_dot_product_attention convention), or s'_j = s_j.
+ *             With causal, the row is keys j < nv = min(i + 1, Lk) only (torch's
+ *             is_causal, top-left aligned for Lq != Lk); keys j >= nv output +0.0
+ *             (in y, probs and ds) and take no part in anything below.
+ *   max       m = max of the non-NaN s'_j (exact, order free); m = 0 if that is
+ *             -inf (an empty row: every s'_j -inf or NaN).
+ *   exp       e_j = exp(s'_j - m) by the fixed float (double) sequence in
+ *             df_kernels_softmax.c: 0 below -87 (-708), else Cody-Waite
+ *             reduction n = round(x log2 e), r = (x - n LN2HI) - n LN2LO, a
+ *             degree-7 (13) Taylor polynomial in Horner form, times 2**n.
+ *   sum       Z = sum of e_j in W = 32 (float) or 16 (double) lanes: lane l
+ *             adds e_j for j = l, l + W, ... in order from +0.0, then
+ *             acc[l] += acc[l + h] for h = W/2, W/4, ..., 1 (l < h); Z = acc[0].
+ *   normalise inv = Z == 0 ? 0 : 1 / Z;  P_j = e_j * inv.
+ *   dropout   y_j = keep(g) ? P_j * scale : +0.0, g = 8 * block0 + r * Lk + j:
+ *             the stream contract's keep decision over the flat C-order index
+ *             of the output, so y equals df_dropout_fwd applied to P, bit for bit.
+ * Every operation is rounded on its own (no FMA). A row with a NaN score (after
+ * masking) has NaN probabilities; an empty row has P = 0 and y = 0. Subnormal
+ * results assume the default floating-point environment (no flush to zero).
+ *
+ * df_softmax_dropout_fwd_f32: y as above; probs (may be NULL) receives P
+ * ("store" mode); bits (may be NULL) receives keep as df_dropout_mask writes it.
+ * thresh == 2**32 keeps everything without drawing: with scale = 1 that is the
+ * plain softmax, y = P. y may alias s exactly, probs may alias s, not y.
+ *
+ * df_softmax_dropout_bwd_f32: the gradient with respect to the scores, given dy:
+ *   dP_j = keep ? dy_j * scale : +0.0;  t_j = P_j * dP_j;
+ *   dot  = sum of t_j in the lanes and tree of Z;   ds_j = P_j * (dP_j - dot)
+ * (ds_j = +0.0 for keys j >= nv under causal). P comes from probs ("store"), or,
+ * when probs is NULL, is recomputed from s and the mask in attn exactly as the
+ * forward computed it ("recompute"), using ds as scratch; the mask is read
+ * from bits if given, else regenerated from (key, block0, thresh). The additive
+ * mask's gradient is ds reduced over its broadcast axes. With probs, ds may
+ * alias dy or probs exactly; without, ds may alias s but not dy.
+ *
+ * Rows are independent: OpenMP threads take parts of a multiple of 8 rows. The
+ * output does not depend on the ISA (one C source under target attributes) or
+ * threads. Returns DF_OK, DF_ERR_ARG (NULL pointer with elements, attn NULL or
+ * ndim outside [1, DF_MAX_DIMS], a negative extent, an unknown mask kind, a
+ * mask whose last stride is not 1, probs == y in forward, ds == dy when
+ * recomputing), DF_ERR_THRESH, DF_ERR_RANGE or DF_ERR_ISA. */
+typedef enum {
+    DF_ATTN_MASK_NONE = 0,
+    DF_ATTN_MASK_ADD = 1, /* the scores' dtype, added */
+    DF_ATTN_MASK_BOOL = 2 /* uint8_t, nonzero = attend, zero = -inf */
+} df_attn_mask_t;
+
+/* The layout of a softmax call. mask points at the mask element of index
+ * (0, ..., 0) of the mask broadcast to shape; mask_strides are that broadcast
+ * view's strides in elements (0 along broadcast axes, may be negative), and the
+ * last must be 1 (when Lk > 1). causal: 0 or 1. */
+typedef struct {
+    int ndim;
+    int64_t shape[DF_MAX_DIMS];
+    int mask_kind;
+    const void *mask;
+    int64_t mask_strides[DF_MAX_DIMS];
+    int causal;
+} df_attn_t;
+
+DF_API df_status_t df_softmax_dropout_fwd_f32(const float *s, float *y, float *probs,
+                                              uint8_t *bits, const df_attn_t *attn,
+                                              df_key_t key, df_block_t block0, uint64_t thresh,
+                                              float scale, const df_opts_t *opts);
+
+/* df_softmax_dropout_fwd_f64: as df_softmax_dropout_fwd_f32 for double. */
+DF_API df_status_t df_softmax_dropout_fwd_f64(const double *s, double *y, double *probs,
+                                              uint8_t *bits, const df_attn_t *attn,
+                                              df_key_t key, df_block_t block0, uint64_t thresh,
+                                              double scale, const df_opts_t *opts);
+
+DF_API df_status_t df_softmax_dropout_bwd_f32(const float *dy, float *ds, const float *probs,
+                                              const float *s, const uint8_t *bits,
+                                              const df_attn_t *attn, df_key_t key,
+                                              df_block_t block0, uint64_t thresh, float scale,
+                                              const df_opts_t *opts);
+
+/* df_softmax_dropout_bwd_f64: as df_softmax_dropout_bwd_f32 for double. */
+DF_API df_status_t df_softmax_dropout_bwd_f64(const double *dy, double *ds, const double *probs,
+                                              const double *s, const uint8_t *bits,
+                                              const df_attn_t *attn, df_key_t key,
+                                              df_block_t block0, uint64_t thresh, double scale,
+                                              const df_opts_t *opts);
+
 /* ---- transformer fusions: bias + dropout + residual; Monte Carlo statistics ---- */
+
+/* Bias + dropout + residual (the fusion of Megatron-LM's bias_dropout_add)
+ * ------------------------------------------------------------------------
+ * df_bias_dropout_add_f32: for i in [0, n), with j = i % c (the bias index: the
+ * position of element i in the last axis, of length c),
+ *   v    = x[i] + bias[j]                rounded to float (v = x[i] when bias is NULL)
+ *   y[i] = residual[i] + (keep(i) ? v * scale : +0.0f)
+ * every operation rounded on its own (no FMA), keep(i) the stream contract's
+ * decision for draw 8*block0 + i. So y equals df_dropout_fwd_f32 applied to
+ * x + bias and then added to residual, bit for bit (IEEE addition commutes;
+ * only which NaN payload survives residual[i] and the dropout term both being
+ * NaN is not specified). bits (may be NULL) receives keep(i) exactly as
+ * df_dropout_fwd_f32 writes it. y may alias x or residual exactly, not bias.
+ * c >= 1 and n a multiple of c when bias is given; c is ignored without one.
+ * The mask is drawn a chunk (4096 elements) at a time by the instruction set's
+ * mask kernel into a stack buffer, then one SIMD pass adds, scales, selects and
+ * adds; OpenMP threads take whole chunks. Output depends only on the arguments.
+ * Returns DF_OK, DF_ERR_ARG, DF_ERR_SHAPE (bias with c < 1 or n % c != 0),
+ * DF_ERR_THRESH, DF_ERR_RANGE or DF_ERR_ISA. */
+DF_API df_status_t df_bias_dropout_add_f32(const float *x, const float *bias,
+                                           const float *residual, float *y, uint8_t *bits,
+                                           int64_t n, int64_t c,
+                                           df_key_t key, df_block_t block0, uint64_t thresh,
+                                           float scale, const df_opts_t *opts);
+
+/* df_bias_dropout_add_f64: as df_bias_dropout_add_f32 for double. */
+DF_API df_status_t df_bias_dropout_add_f64(const double *x, const double *bias,
+                                           const double *residual, double *y, uint8_t *bits,
+                                           int64_t n, int64_t c, df_key_t key, df_block_t block0,
+                                           uint64_t thresh, double scale, const df_opts_t *opts);
+
+/* df_bias_dropout_add_bwd_f32: the gradients of df_bias_dropout_add_f32.
+ *   dx[i] = keep(i) ? dy[i] * scale : +0.0f
+ * with keep(i) read from bits (bit i % 8 of byte i / 8, as the forward wrote
+ * them) or, when bits is NULL, regenerated from (key, block0, thresh) as the
+ * forward drew them. dy may alias dx exactly. The gradient of residual is dy.
+ * dbias (may be NULL; c entries, double): with R = n / c rows,
+ *   dbias[j] = (((0.0 + (double)dx[j]) + (double)dx[c + j]) + ...) + (double)dx[(R-1)*c + j]
+ * that is each column summed in double over the rows in row order, nothing
+ * else: the same bits for any thread count or instruction set (threads split
+ * the columns, never the rows). Round it to float to get the bias gradient.
+ * With dbias, c >= 1 and n a multiple of c; threads take strips of at least
+ * 64 columns, so fewer than 128 columns run on one thread.
+ * Returns DF_OK, DF_ERR_ARG, DF_ERR_SHAPE, DF_ERR_THRESH, DF_ERR_RANGE (the
+ * last two only when bits is NULL) or DF_ERR_ISA. */
+DF_API df_status_t df_bias_dropout_add_bwd_f32(const float *dy, float *dx, double *dbias,
+                                               const uint8_t *bits, int64_t n, int64_t c,
+                                               df_key_t key, df_block_t block0, uint64_t thresh,
+                                               float scale, const df_opts_t *opts);
+
+/* df_bias_dropout_add_bwd_f64: as df_bias_dropout_add_bwd_f32 for double. */
+DF_API df_status_t df_bias_dropout_add_bwd_f64(const double *dy, double *dx, double *dbias,
+                                               const uint8_t *bits, int64_t n, int64_t c,
+                                               df_key_t key, df_block_t block0, uint64_t thresh,
+                                               double scale, const df_opts_t *opts);
+
+/* Monte Carlo statistics (Welford's streaming mean and variance)
+ * -------------------------------------------------------------
+ * df_welford_update_f32: add k samples of len elements to running statistics.
+ * x holds the samples one after another (sample s at x + s * len). mean and m2
+ * (double, len entries each) hold the statistics of the first `count` samples
+ * (all zeros when count == 0). For s = 0 .. k-1, then for each i:
+ *   t = (double)(count + s + 1); xi = (double)x[s * len + i];
+ *   d = xi - mean[i]; mean[i] = mean[i] + d / t; m2[i] = m2[i] + d * (xi - mean[i])
+ * (Welford, Technometrics 4(3), 1962; Knuth TAOCP vol. 2, 4.2.2), each
+ * operation rounded on its own, so one call with k samples equals k calls with
+ * one, on every instruction set and thread count. The variance of the
+ * count + k samples is m2 / (count + k - ddof). x must not overlap mean or m2.
+ * Returns DF_OK or DF_ERR_ARG (NULL pointer with work, len, k or count < 0). */
+DF_API df_status_t df_welford_update_f32(const float *x, int64_t k, double *mean, double *m2,
+                                         int64_t len, int64_t count, const df_opts_t *opts);
+
+/* df_welford_update_f64: as df_welford_update_f32 for double samples. */
+DF_API df_status_t df_welford_update_f64(const double *x, int64_t k, double *mean, double *m2,
+                                         int64_t len, int64_t count, const df_opts_t *opts);
+
+/* df_welford_var: var[i] = m2[i] / (double)(count - ddof) for i in [0, len);
+ * var may alias m2 exactly. Returns DF_OK, DF_ERR_ARG, or DF_ERR_VALUE when
+ * count - ddof < 1 or ddof < 0, or DF_ERR_ISA for an unavailable opts->isa. */
+DF_API df_status_t df_welford_var(const double *m2, double *var, int64_t len, int64_t count,
+                                  int64_t ddof, const df_opts_t *opts);
 
 #ifdef __cplusplus
 }

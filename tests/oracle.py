@@ -197,3 +197,167 @@ def gaussian_dropout(x, seed, block0, p):
     mult = gaussian_multiplier(x.size, seed, block0, p, x.dtype).reshape(x.shape)
     with np.errstate(over="ignore", invalid="ignore"):
         return (x * mult).astype(x.dtype, copy=False)
+
+
+# --------------------------------------------------------------------------- bias + dropout + residual
+# From the contract in src_c/dropout_fast.h (df_bias_dropout_add_*): with j = i % C,
+# v = x + bias[j] rounded to the dtype, y = residual + (keep ? v * scale : +0.0);
+# backward dx = keep ? dy * scale : +0.0 and dbias[j] the rows of dx added in
+# double in row order, starting from 0.0, then rounded to the dtype.
+def bias_dropout_add(x, bias, residual, seed, block0, p):
+    """(y, keep) of the fused forward; keep over x's flat C-order index."""
+    x = np.asarray(x)
+    t = x.dtype.type
+    keep = mask_bool(x.size, seed, block0, p).reshape(x.shape)
+    v = x if bias is None else np.add(x, np.asarray(bias), dtype=x.dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        term = np.where(keep, v * scale_of(p, x.dtype), t(0)).astype(x.dtype)
+        y = np.add(np.asarray(residual), term, dtype=x.dtype)
+    return y, keep
+
+
+def bias_dropout_add_grads(dy, keep, p):
+    """(dx, dbias) of the fused op for a mask `keep`; dbias summed row by row in double."""
+    dy = np.asarray(dy)
+    with np.errstate(over="ignore", invalid="ignore"):
+        dx = np.where(keep, dy * scale_of(p, dy.dtype), dy.dtype.type(0)).astype(dy.dtype)
+    width = dy.shape[-1] if dy.ndim else 1
+    acc = np.zeros(width, np.float64)
+    for row in dx.reshape(-1, width):
+        acc = acc + row.astype(np.float64)
+    return dx, acc.astype(dy.dtype)
+
+
+# --------------------------------------------------------------------------- Monte Carlo statistics
+def welford(samples):
+    """(mean, m2) of samples stacked on axis 0, updated one sample at a time in double:
+    d = s - mean; mean = mean + d / t; m2 = m2 + d * (s - mean), t = 1, 2, ..."""
+    samples = np.asarray(samples)
+    mean = np.zeros(samples.shape[1:], np.float64)
+    m2 = np.zeros(samples.shape[1:], np.float64)
+    for t, s in enumerate(samples, start=1):
+        s = s.astype(np.float64)
+        d = s - mean
+        mean = mean + d / float(t)
+        m2 = m2 + d * (s - mean)
+    return mean, m2
+
+
+def entropy(p):
+    """-sum p log p over the last axis, in float64, with 0 log 0 taken as 0."""
+    p = np.asarray(p, dtype=np.float64)
+    terms = [np.where(q > 0, -q * np.log(np.where(q > 0, q, 1.0)), 0.0)
+             for q in np.moveaxis(p, -1, 0)]
+    return np.sum(terms, axis=0) if terms else np.zeros(p.shape[:-1])
+
+
+# --------------------------------------------------------------------------- attention dropout
+# Written from the df_softmax_dropout_* contract in src_c/dropout_fast.h: per row
+# of the last axis, s' = masked scores, m = max of the non-NaN s' (0 if -inf),
+# e = exp(s' - m) by Cody-Waite reduction and a Taylor polynomial in the dtype,
+# Z = the W-lane sum with its halving tree, P = e * (Z == 0 ? 0 : 1 / Z),
+# y = keep ? P * scale : 0; backward ds = P * (dP - lane sum of P * dP). Causal
+# rows stop at key i (top-left). Each step is one numpy ufunc over whole arrays
+# in the dtype (correctly rounded, no FMA); the constants are derived here
+# from ln 2 to 50 digits and exact factorials, not copied.
+from decimal import Decimal as _Decimal, getcontext as _getcontext  # noqa: E402
+
+_getcontext().prec = 50
+_LN2 = _Fraction(_Decimal(2).ln())
+_SM_LANES = {np.dtype(np.float32): 32, np.dtype(np.float64): 16}
+
+
+def _sm_constants(dtype):
+    """(xmin, log2e, magic, ln2_hi, ln2_lo, Horner coefficients) of the kernels' exp:
+    ln2_hi is ln 2 to 9 significant bits (rounded) for float, 32 (truncated) for
+    double, so n * ln2_hi is exact; the polynomial is Taylor's to degree 7 / 13."""
+    t = np.dtype(dtype).type
+    if t is np.float32:
+        hi, xmin, degree, magic = _Fraction(round(_LN2 * 2**9), 2**9), -87.0, 7, 1.5 * 2**23
+    else:
+        hi, xmin, degree, magic = _Fraction(int(_LN2 * 2**32), 2**32), -708.0, 13, 1.5 * 2**52
+    coef = [t(float(_Fraction(1, _factorial(k)))) for k in range(degree, 1, -1)] + [t(1), t(1)]
+    return (t(xmin), t(float(1 / _LN2)), t(magic), t(float(hi)), t(float(_LN2 - hi)), coef)
+
+
+def softmax_exp(x):
+    """The kernels' exp of an array of x <= 0 (any x gives a defined value): 0 below
+    xmin, NaN for NaN, else p(r) * 2**n with n = round(x log2 e)."""
+    x = np.asarray(x)
+    xmin, log2e, magic, hi, lo, coef = _sm_constants(x.dtype)
+    ok = (x >= xmin)
+    xv = np.where(ok, x, x.dtype.type(0))
+    with np.errstate(all="ignore"):
+        n = (xv * log2e + magic) - magic
+        r = (xv - n * hi) - n * lo
+        p = np.full_like(r, coef[0])
+        for c in coef[1:]:
+            p = p * r + c
+        e = p * np.ldexp(x.dtype.type(1), n.astype(np.int64))
+    return np.where(np.isnan(x), x, np.where(ok, e, x.dtype.type(0)))
+
+
+def lane_sum(v):
+    """Sum over the last axis in W lanes (lane l adds j = l, l + W, ... in order
+    from +0), then acc[l] += acc[l + h] for h = W/2 .. 1."""
+    v = np.asarray(v)
+    w = _SM_LANES[v.dtype]
+    k = -(-v.shape[-1] // w)
+    pad = np.zeros(v.shape[:-1] + (k * w,), v.dtype)
+    pad[..., :v.shape[-1]] = v
+    acc = np.zeros(v.shape[:-1] + (w,), v.dtype)
+    for q in range(k):
+        acc = acc + pad[..., q * w:(q + 1) * w]
+    while w > 1:
+        w //= 2
+        acc = acc[..., :w] + acc[..., w:2 * w]
+    return acc[..., 0]
+
+
+def _causal_cut(shape, is_causal):
+    """True for keys past the causal cut: j > i, i the index along axis -2."""
+    if not is_causal:
+        return np.zeros(shape[-1:], bool)
+    lq, lk = shape[-2], shape[-1]
+    return np.arange(lk)[None, :] > np.arange(lq)[:, None]
+
+
+def attention_softmax(s, attn_mask=None, is_causal=False):
+    """P of the contract over the last axis of s (float32/float64, any shape)."""
+    s = np.asarray(s)
+    t = s.dtype.type
+    if attn_mask is None:
+        sm = s.copy()
+    elif np.asarray(attn_mask).dtype == bool:
+        sm = np.where(attn_mask, s, t(-np.inf))
+    else:
+        sm = s + np.asarray(attn_mask)
+    sm = np.broadcast_to(sm, s.shape)
+    cut = _causal_cut(s.shape, is_causal)
+    sm = np.where(cut, t(-np.inf), sm)
+    m = np.where(np.isnan(sm), t(-np.inf), sm).max(axis=-1, keepdims=True)
+    m = np.where(m == t(-np.inf), t(0), m)
+    with np.errstate(invalid="ignore"):
+        e = softmax_exp(sm - m)
+    z = lane_sum(e)[..., None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = np.where(z == t(0), t(0), t(1) / z)
+        p = e * inv
+    return np.where(cut, t(0), p)
+
+
+def softmax_dropout(s, seed, block0, p, attn_mask=None, is_causal=False):
+    """(y, P, keep): y = keep ? P * scale : +0, keep over the output's flat C-order index."""
+    probs = attention_softmax(s, attn_mask, is_causal)
+    keep = mask_bool(probs.size, seed, block0, p).reshape(probs.shape)
+    return apply_mask(probs, keep, p), probs, keep
+
+
+def softmax_dropout_backward(dy, probs, keep, p, is_causal=False):
+    """ds = P * (dP - lane_sum(P * dP)), dP = keep ? dy * scale : 0; 0 past the causal cut."""
+    dy = np.asarray(dy)
+    t = dy.dtype.type
+    cut = _causal_cut(dy.shape, is_causal)
+    dp = apply_mask(dy, keep, p)
+    dot = lane_sum(np.where(cut, t(0), probs * dp))[..., None]
+    return np.where(cut, t(0), probs * (dp - dot))
