@@ -7,8 +7,9 @@ Forward: ``softmax_dropout`` (allocating and with ``out=``) and
 ``softmax_dropout_forward`` in both modes, against ``F.dropout(torch.softmax(s,
 -1), p)``. Backward: ``softmax_dropout_backward`` from stored P, by
 recomputation and by recomputation with stored bits, against torch autograd of
-the same graph (``torch.autograd.grad(y, s, dy, retain_graph=True)`` on a graph
-built once) and against torch's kernels called directly
+the same graph built once (``torch.autograd.grad(y, s, dy, retain_graph=True)``,
+the reference of the ratio column, and ``y.backward(dy, retain_graph=True)``
+into a fresh ``.grad``) and against torch's kernels called directly
 (``aten.native_dropout_backward`` then ``_softmax_backward_data``). Every case runs
 once per round, in turn (A/B interleaved, so drift on a shared machine hits all
 alike); the table reports medians, in ns per element and relative to torch.
@@ -33,14 +34,23 @@ def parse(argv):
     return ap.parse_args(argv)
 
 
+def backward_into_fresh_grad(leaf, y, dy):
+    """y.backward on a graph built once, into a fresh .grad (not accumulated)."""
+    leaf.grad = None
+    y.backward(dy, retain_graph=True)
+
+
 def cases(args):
     import torch
     import torch.nn.functional as F
 
     import dropout_fast as df
     from dropout_fast import _config
-    from dropout_fast._softmax import (softmax_dropout, softmax_dropout_backward,
-                                       softmax_dropout_forward)
+    from dropout_fast._softmax import (
+        softmax_dropout,
+        softmax_dropout_backward,
+        softmax_dropout_forward,
+    )
 
     _config.nthreads = args.threads
     torch.set_num_threads(args.threads)
@@ -51,7 +61,7 @@ def cases(args):
     dy = rng.standard_normal(shape).astype(dtype)
     out = np.empty_like(s)
     gen = df.Generator(1)
-    y, m_store = softmax_dropout_forward(s, p, rng=gen, is_causal=causal)
+    _, m_store = softmax_dropout_forward(s, p, rng=gen, is_causal=causal)
     _, m_rec = softmax_dropout_forward(s, p, rng=gen, is_causal=causal, mode="recompute")
     _, m_bits = softmax_dropout_forward(s, p, rng=gen, is_causal=causal, mode="recompute",
                                         bits=True)
@@ -87,6 +97,7 @@ def cases(args):
          lambda: softmax_dropout_backward(dy, m_bits, scores=s)),
         ("backward", "torch",
          lambda: torch.autograd.grad(ty, tsg, tdy, retain_graph=True)),
+        ("backward", "torch (y.backward)", lambda: backward_into_fresh_grad(tsg, ty, tdy)),
         ("backward", "torch kernels (no autograd)",
          lambda: torch._softmax_backward_data(aten.native_dropout_backward(tdy, tkeep, tscale),
                                               tp, -1, tp.dtype)),

@@ -63,7 +63,7 @@ _CONSTS = {dt: _constants(dt) for dt in _FLOATS}
 def _exp(x, c, poly, pow2):
     if x < c[0]:
         return c[6]
-    if x != x:
+    if math.isnan(x):
         return x
     t = x * c[1] + c[2]
     n = t - c[2]

@@ -107,6 +107,14 @@ class _Layout:
         self.mask = mask
         self.shape = self.to_kernel(scores).shape
 
+    @classmethod
+    def of(cls, m: SoftmaxDropoutMask) -> _Layout:
+        """The layout of the forward call that made m."""
+        lay = cls.__new__(cls)
+        lay.axis, lay.causal, lay.mask = m.axis, m.causal, m.attn_mask
+        lay.shape = lay.to_kernel(np.empty(m.shape, np.uint8)).shape
+        return lay
+
     def to_kernel(self, a: np.ndarray) -> np.ndarray:
         """a (of the scores' shape) with the softmax axis moved last (a view)."""
         return a if self.axis == a.ndim - 1 else np.moveaxis(a, self.axis, -1)
@@ -201,9 +209,9 @@ class SoftmaxDropoutMask:
         return sum(a.nbytes for a in (self._probs, self.bits) if a is not None)
 
     def to_bool(self, kernels=None) -> np.ndarray:
-        """The keep mask, a bool array of the scores' shape (True where kept)."""
-        kshape = self.shape if self.axis == len(self.shape) - 1 else \
-            tuple(np.moveaxis(np.empty(self.shape, np.uint8), self.axis, -1).shape)
+        """The keep mask, a bool array of the scores' shape (True where kept):
+        read from the bits, or drawn again from (key, offset)."""
+        kshape = _Layout.of(self).shape
         if self.offset is None or threshold(self.p) >> 32:
             keep = np.ones(kshape, bool)
         else:
@@ -246,7 +254,7 @@ def _forward_core(kernels, scores, lay: _Layout, p, key, offset, out, mode, bits
                             lay.shape, lay.mask, lay.causal, *args, nt, isa)
     y = _deliver(lay, out, scores.dtype, [s], [lay.mask], run)
     m = SoftmaxDropoutMask(p, scores.shape, scores.dtype, lay.axis, lay.causal, mode, key,
-                           offset, bitbuf, lay.mask, probs)
+                           offset, bitbuf, lay.mask if mode == "recompute" else None, probs)
     return y, m
 
 
@@ -302,9 +310,7 @@ def softmax_backward_impl(kernels, dy, m, scores, out):
         s = scores
     if out is not None:
         check_out(out, dy)
-    lay = _Layout.__new__(_Layout)
-    lay.axis, lay.causal, lay.mask = m.axis, m.causal, m.attn_mask
-    lay.shape = lay.to_kernel(dy).shape
+    lay = _Layout.of(m)
     g = _flat(lay.to_kernel(dy))
     sk = None if s is None else _flat(lay.to_kernel(s))
     args = _stream(m.p, m.dtype, m.key, m.offset)
@@ -314,8 +320,8 @@ def softmax_backward_impl(kernels, dy, m, scores, out):
         kernels.softmax_bwd(g, dst, None if m._probs is None else m._probs.reshape(-1), sk,
                             m.bits, lay.shape, None if sk is None else lay.mask, lay.causal,
                             *args, nt, isa)
-    if sk is None:  # mode "store": ds may be dy itself, must not touch P
-        return _deliver(lay, out, m.dtype, [g], [m._probs], run)
+    if sk is None:  # mode "store": ds may be dy or the stored P exactly
+        return _deliver(lay, out, m.dtype, [g, m._probs], [], run)
     return _deliver(lay, out, m.dtype, [sk], [g, lay.mask], run)
 
 
@@ -348,8 +354,8 @@ def softmax(scores, *, axis: int = -1, attn_mask=None, is_causal: bool = False,
     scores : ndarray of float32 or float64, shape (..., Lq, Lk)
         Attention scores (any layout).
     axis : int, default -1
-        The softmax axis. Another axis than the last is moved last, computed and
-        moved back (no attn_mask broadcasting over it is lost).
+        The softmax axis. Another axis is moved last, computed on and moved back
+        (the attention mask with it); is_causal needs the last.
     attn_mask : array_like of bool or of the scores' dtype, optional
         Broadcastable to the scores' shape. Bool: True where a query attends (torch's
         scaled_dot_product_attention convention); float: added to the scores

@@ -1,28 +1,29 @@
 /* df_kernels_softmax.c: attention dropout, the softmax over the last axis fused
  * with inverted dropout, forward and backward (df_softmax_dropout_* in
- * dropout_fast.h, whose contract block is the specification of every step).
+ * dropout_fast.h, whose contract block specifies every step).
  *
- * A row of Lk scores (its first nv with is_causal) takes three passes, all on
- * data that stays in L1 for attention-sized rows:
- *   1. s' = the masked scores (written to the output, used as scratch), m = max;
+ * A row of Lk scores (its first nv with is_causal) takes three passes over data
+ * that stays in L1 for attention-sized rows:
+ *   1. s' = the masked scores (into the output, as scratch), m = max;
  *   2. e = exp(s' - m) into the output, Z = sum of e in W lanes;
- *   3. P = e * (1 / Z), y = keep ? P * scale : +0, and P to probs if asked.
- * Backward reads P (mode "store") or recomputes it by the same passes into ds
- * (mode "recompute"), then dot = sum P * dP in W lanes and ds = P * (dP - dot).
+ *   3. P = e * (1 / Z), y = keep ? P * scale : +0, P to probs if asked, its sign
+ *      bit set where dropped (flash-attention returns its dropped probabilities
+ *      negated the same way), so backward from probs needs no mask at all.
+ * Backward from probs: dot = sum |P| * dP in W lanes, then ds = |P| * (dP - dot),
+ * streamed out for large outputs. Backward by recomputation: passes 1-3 again
+ * into ds, then the same two passes with the mask drawn again (or read).
  *
- * exp is our own (sm_exp_f32/f64): Cody-Waite reduction by ln 2 and a Taylor
- * polynomial in the array's dtype, every step an IEEE add or multiply or an
- * exact bit operation. The scalar, AVX2 and AVX-512 bodies are one C source
- * compiled under function target attributes (as in df_kernels_gaussian.c), the
- * compiler vectorises the lane loops, and nothing is contracted
- * (-ffp-contract=off), so every instruction set, the Numba backend and the numpy
- * oracle agree bit for bit.
+ * exp is our own (sm_exp_f32/f64), every step an IEEE add or multiply or an exact
+ * bit operation. The scalar, AVX2 and AVX-512 bodies are one C source compiled
+ * under function target attributes (as in df_kernels_gaussian.c) whose lane
+ * loops the compiler vectorises; nothing is contracted (-ffp-contract=off); so
+ * every instruction set, the Numba backend and the numpy oracle agree bit for bit.
  *
  * Keep bits come from the instruction set's mask kernel (df_internal.h), drawn
- * into a window of SM_WCAP elements and expanded to all-ones/all-zeros lane
- * masks: short rows share one Philox call, long rows are walked in segments.
- * Threads take whole rows, parts of a multiple of 8 rows, so a part starts on a
- * block boundary and no two threads write the same mask byte. */
+ * into a window of SM_WCAP elements and expanded to 0/-1 byte lanes by a table:
+ * short rows share one Philox call, long rows are walked in segments. Threads
+ * take whole rows, parts of a multiple of 8 rows, so a part starts on a block
+ * boundary and no two threads write the same mask byte. */
 #include <math.h>
 #include <string.h>
 
@@ -44,85 +45,58 @@
 #define SM_SEG 2048
 #define SM_WCAP (SM_SEG + 64)
 
-/* exp(x) for x <= 0 (the row's s' - m) in float:
- *   x < -87 (also -inf): 0. Otherwise n = (x * LOG2E + 1.5 * 2**23) - 1.5 * 2**23
- *   (round to nearest integer, n in [-126, 0]); r = (x - n * LN2HI) - n * LN2LO;
- *   p = 1/7!; p = p * r + 1/6!; ...; p = p * r + 1/2; p = p * r + 1; p = p * r + 1;
- *   exp = p * 2**n (exact: never subnormal from x >= -87). NaN stays NaN.
- * LN2HI has 9 significant bits, so n * LN2HI is exact. */
-#define SM_XMIN_F (-87.0f)
-#define SM_LOG2E_F 0x1.715476p+0f
-#define SM_MAGIC_F 0x1.8p+23f
-#define SM_MAGIC_F_BITS 0x4B400000u
-#define SM_LN2HI_F 0x1.63p-1f
-#define SM_LN2LO_F (-0x1.bd0106p-13f)
+/* exp(x) for x <= 0 (the row's s' - m), in float (double):
+ *   x < XMIN = -87 (-708), also -inf: 0. Otherwise
+ *   n = (x * LOG2E + MAGIC) - MAGIC, MAGIC = 1.5 * 2**23 (2**52): x log2 e rounded
+ *       to the nearest integer, in [-126, 0] ([-1021, 0]);
+ *   r = (x - n * LN2HI) - n * LN2LO, LN2HI = ln 2 to 9 (32) significant bits, so
+ *       n * LN2HI is exact (Cody & Waite 1980);
+ *   p = 1/7!; p = p * r + 1/6!; ...; p = p * r + 1/2; p = p * r + 1; p = p * r + 1
+ *       (Taylor to 1/13! in double), each coefficient rounded to the dtype;
+ *   exp = p * 2**n, exact: x >= XMIN keeps the result normal. NaN stays NaN.
+ * The code is branch-free, so that every ISA vectorises it: lanes below XMIN
+ * compute garbage (an exponent field that wraps, unsigned and defined) which an
+ * integer mask clears; a select on x would become a branch around floating-point
+ * operations, which GCC does not if-convert under -ftrapping-math without
+ * AVX-512's masks. 2**n is built from the bits of t, which hold n exactly. */
 static const float EXP_C_F[6] = {
     0x1.a01a02p-13f, 0x1.6c16c2p-10f, 0x1.111112p-7f, 0x1.555556p-5f, 0x1.555556p-3f, 0x1p-1f,
 };
-
-/* The same in double: x < -708: 0; n in [-1021, 0] from 1.5 * 2**52; LN2HI with
- * 32 significant bits (fdlibm's ln2_hi); Taylor to 1/13!. */
-#define SM_XMIN_D (-708.0)
-#define SM_LOG2E_D 0x1.71547652b82fep+0
-#define SM_MAGIC_D 0x1.8p+52
-#define SM_MAGIC_D_BITS 0x4338000000000000ull
-#define SM_LN2HI_D 0x1.62e42fee00000p-1
-#define SM_LN2LO_D 0x1.a39ef35793c76p-33
 static const double EXP_C_D[12] = {
     0x1.6124613a86d09p-33, 0x1.1eed8eff8d898p-29, 0x1.ae64567f544e4p-26, 0x1.27e4fb7789f5cp-22,
     0x1.71de3a556c734p-19, 0x1.a01a01a01a01ap-16, 0x1.a01a01a01a01ap-13, 0x1.6c16c16c16c17p-10,
     0x1.1111111111111p-7,  0x1.5555555555555p-5,  0x1.5555555555555p-3,  0x1p-1,
 };
 
-/* Branch-free, so that every ISA vectorises it: lanes below XMIN compute garbage
- * (an exponent field that wraps, unsigned and defined) and are cleared by an
- * integer mask at the end; a select on x would become a branch around
- * floating-point operations, which GCC does not if-convert under its default
- * -ftrapping-math without AVX-512's masking. 2**n is built from the bits of t,
- * which hold n exactly. NaN propagates through p. */
-SM_INLINE float sm_exp_f32(float x)
-{
-    const float t = x * SM_LOG2E_F + SM_MAGIC_F;
-    const float n = t - SM_MAGIC_F;
-    const float r = (x - n * SM_LN2HI_F) - n * SM_LN2LO_F;
-    float p = EXP_C_F[0];
-    for (int k = 1; k < 6; ++k)
-        p = p * r + EXP_C_F[k];
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    uint32_t tb, eb;
-    memcpy(&tb, &t, sizeof tb);
-    const uint32_t sb = (tb - SM_MAGIC_F_BITS + 127u) << 23;
-    float sc, e;
-    memcpy(&sc, &sb, sizeof sc);
-    e = p * sc;
-    memcpy(&eb, &e, sizeof eb);
-    eb &= (uint32_t)(x < SM_XMIN_F) - 1u;
-    memcpy(&e, &eb, sizeof e);
-    return e;
-}
+#define SM_DEFINE_EXP(NAME, T, U, XMIN, LOG2E, MAGIC, LN2HI, LN2LO, C, NC, BIAS, MANT)      \
+    SM_INLINE T NAME(T x)                                                                  \
+    {                                                                                      \
+        const T t = x * LOG2E + MAGIC;                                                     \
+        const T n = t - MAGIC;                                                             \
+        const T r = (x - n * LN2HI) - n * LN2LO;                                           \
+        T p = C[0];                                                                        \
+        for (int k = 1; k < NC; ++k)                                                       \
+            p = p * r + C[k];                                                              \
+        p = p * r + (T)1;                                                                  \
+        p = p * r + (T)1;                                                                  \
+        const T magic = MAGIC;                                                             \
+        U tb, mb, eb;                                                                      \
+        memcpy(&tb, &t, sizeof tb);                                                        \
+        memcpy(&mb, &magic, sizeof mb);                                                    \
+        const U sb = (tb - mb + BIAS) << MANT; /* 2**n: the bits of t hold n */            \
+        T sc, e;                                                                           \
+        memcpy(&sc, &sb, sizeof sc);                                                       \
+        e = p * sc;                                                                        \
+        memcpy(&eb, &e, sizeof eb);                                                        \
+        eb &= (U)(x < XMIN) - 1u;                                                          \
+        memcpy(&e, &eb, sizeof e);                                                         \
+        return e;                                                                          \
+    }
 
-SM_INLINE double sm_exp_f64(double x)
-{
-    const double t = x * SM_LOG2E_D + SM_MAGIC_D;
-    const double n = t - SM_MAGIC_D;
-    const double r = (x - n * SM_LN2HI_D) - n * SM_LN2LO_D;
-    double p = EXP_C_D[0];
-    for (int k = 1; k < 12; ++k)
-        p = p * r + EXP_C_D[k];
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    uint64_t tb, eb;
-    memcpy(&tb, &t, sizeof tb);
-    const uint64_t sb = (tb - SM_MAGIC_D_BITS + 1023u) << 52;
-    double sc, e;
-    memcpy(&sc, &sb, sizeof sc);
-    e = p * sc;
-    memcpy(&eb, &e, sizeof eb);
-    eb &= (uint64_t)(x < SM_XMIN_D) - 1u;
-    memcpy(&e, &eb, sizeof e);
-    return e;
-}
+SM_DEFINE_EXP(sm_exp_f32, float, uint32_t, -87.0f, 0x1.715476p+0f, 0x1.8p+23f, 0x1.63p-1f,
+              -0x1.bd0106p-13f, EXP_C_F, 6, 127u, 23)
+SM_DEFINE_EXP(sm_exp_f64, double, uint64_t, -708.0, 0x1.71547652b82fep+0, 0x1.8p+52,
+              0x1.62e42fee00000p-1, 0x1.a39ef35793c76p-33, EXP_C_D, 12, 1023u, 52)
 
 /* ------------------------------------------------------------------ the call */
 typedef struct {
@@ -337,24 +311,34 @@ static const int8_t *sm_keep(const sm_job_t *j, sm_win_t *w, int64_t f, int64_t 
         return sm_tree_##S(mx, sm_max_##S);                                                \
     }                                                                                      \
                                                                                            \
-    /* Pass 2: e[j] = exp(x[j] - m) (x is e or apart from it); returns Z, lane             \
-     * j % W adding e[j] in order. */                                                      \
+    /* Pass 2 on one block of W: e = exp(x - m), acc[l] += e[l]. */                        \
+    SM_INLINE void sm_exp_block_##S(T *acc, const T *x, T *e, T m)                         \
+    {                                                                                      \
+        for (int l = 0; l < W; ++l) {                                                      \
+            const T v = EXP(x[l] - m);                                                     \
+            e[l] = v;                                                                      \
+            acc[l] = acc[l] + v;                                                           \
+        }                                                                                  \
+    }                                                                                      \
+                                                                                           \
+    /* Pass 2: e[j] = exp(x[j] - m) (x is e or apart from it); returns Z, lane j % W       \
+     * adding e[j] in order. A last partial block runs as a whole one on a copy            \
+     * padded with -inf, whose lanes add exp(-inf) = +0: no change, and no scalar          \
+     * tail of exps. */                                                                    \
     SM_INLINE T sm_pass2_##S(const T *x, T *e, int64_t n, T m)                             \
     {                                                                                      \
-        T acc[W];                                                                          \
+        T acc[W], xt[W], et[W];                                                            \
         for (int l = 0; l < W; ++l)                                                        \
             acc[l] = 0;                                                                    \
         int64_t j = 0;                                                                     \
         for (; j + W <= n; j += W)                                                         \
-            for (int l = 0; l < W; ++l) {                                                  \
-                const T v = EXP(x[j + l] - m);                                             \
-                e[j + l] = v;                                                              \
-                acc[l] = acc[l] + v;                                                       \
-            }                                                                              \
-        for (int l = 0; j + l < n; ++l) {                                                  \
-            const T v = EXP(x[j + l] - m);                                                 \
-            e[j + l] = v;                                                                  \
-            acc[l] = acc[l] + v;                                                           \
+            sm_exp_block_##S(acc, x + j, e + j, m);                                        \
+        if (j < n) {                                                                       \
+            for (int l = 0; l < W; ++l)                                                    \
+                xt[l] = j + l < n ? x[j + l] : (T)-INFINITY;                               \
+            sm_exp_block_##S(acc, xt, et, m);                                              \
+            for (int l = 0; j + l < n; ++l)                                                \
+                e[j + l] = et[l];                                                          \
         }                                                                                  \
         return sm_tree_##S(acc, sm_add_##S);                                               \
     }                                                                                      \
@@ -404,23 +388,33 @@ static const int8_t *sm_keep(const sm_job_t *j, sm_win_t *w, int64_t f, int64_t 
                 y[j] = (y[j] * inv) * scale;                                               \
     }                                                                                      \
                                                                                            \
+    /* One block of W of sm_dot_signed. */                                                 \
+    SM_INLINE void sm_dots_block_##S(T *acc, const T *ps, const T *g, T scale)             \
+    {                                                                                      \
+        U keep;                                                                            \
+        for (int l = 0; l < W; ++l) {                                                      \
+            const T p = sm_unsign_##S(ps[l], &keep);                                       \
+            acc[l] = acc[l] + p * sm_and_##S(g[l] * scale, keep);                          \
+        }                                                                                  \
+    }                                                                                      \
+                                                                                           \
     /* From signed P (store mode): dot = sum of |P| * dP in W lanes over a row,            \
-     * dP = keep ? g * scale : 0 with keep from the sign of P. */                          \
+     * dP = keep ? g * scale : 0 with keep from the sign of P. The last partial            \
+     * block is padded with zeros, which add +0 (the lanes never hold -0). */              \
     SM_INLINE T sm_dot_signed_##S(const T *ps, const T *g, int64_t n, T scale)             \
     {                                                                                      \
-        T acc[W];                                                                          \
+        T acc[W], pt[W], gt[W];                                                            \
         for (int l = 0; l < W; ++l)                                                        \
             acc[l] = 0;                                                                    \
         int64_t j = 0;                                                                     \
-        U keep;                                                                            \
         for (; j + W <= n; j += W)                                                         \
+            sm_dots_block_##S(acc, ps + j, g + j, scale);                                  \
+        if (j < n) {                                                                       \
             for (int l = 0; l < W; ++l) {                                                  \
-                const T p = sm_unsign_##S(ps[j + l], &keep);                               \
-                acc[l] = acc[l] + p * sm_and_##S(g[j + l] * scale, keep);                  \
+                pt[l] = j + l < n ? ps[j + l] : (T)0;                                      \
+                gt[l] = j + l < n ? g[j + l] : (T)0;                                       \
             }                                                                              \
-        for (int l = 0; j + l < n; ++l) {                                                  \
-            const T p = sm_unsign_##S(ps[j + l], &keep);                                   \
-            acc[l] = acc[l] + p * sm_and_##S(g[j + l] * scale, keep);                      \
+            sm_dots_block_##S(acc, pt, gt, scale);                                         \
         }                                                                                  \
         return sm_tree_##S(acc, sm_add_##S);                                               \
     }                                                                                      \
@@ -436,19 +430,38 @@ static const int8_t *sm_keep(const sm_job_t *j, sm_win_t *w, int64_t f, int64_t 
         }                                                                                  \
     }                                                                                      \
                                                                                            \
-    /* The same with d = dP computed from g on the fly (P recomputed into ds). */          \
-    SM_INLINE void sm_dot_g_##S(T *acc, const T *p, const T *g, int64_t n, T scale,        \
+    /* One block of W of sm_dot_g (k NULL: keep everything). */                            \
+    SM_INLINE void sm_dotg_block_##S(T *acc, T *p, const T *g, T inv, T scale,             \
+                                     const int8_t *k)                                      \
+    {                                                                                      \
+        for (int l = 0; l < W; ++l) {                                                      \
+            const T d = k ? sm_sel_##S(g[l] * scale, k[l]) : g[l] * scale;                 \
+            const T q = p[l] * inv;                                                        \
+            p[l] = q;                                                                      \
+            acc[l] = acc[l] + q * d;                                                       \
+        }                                                                                  \
+    }                                                                                      \
+                                                                                           \
+    /* Recompute mode: P = e * inv in place of e (in ds), and acc[j % W] += P * dP         \
+     * with dP = keep ? g * scale : 0 over a segment (n a multiple of W unless             \
+     * last, which is padded with zeros as in sm_dot_signed). */                           \
+    SM_INLINE void sm_dot_g_##S(T *acc, T *p, const T *g, int64_t n, T inv, T scale,       \
                                 const int8_t *k)                                           \
     {                                                                                      \
+        T pt[W], gt[W];                                                                    \
+        int8_t kt[W];                                                                      \
         int64_t j = 0;                                                                     \
         for (; j + W <= n; j += W)                                                         \
+            sm_dotg_block_##S(acc, p + j, g + j, inv, scale, k ? k + j : NULL);            \
+        if (j < n) {                                                                       \
             for (int l = 0; l < W; ++l) {                                                  \
-                const T d = k ? sm_sel_##S(g[j + l] * scale, k[j + l]) : g[j + l] * scale; \
-                acc[l] = acc[l] + p[j + l] * d;                                            \
+                pt[l] = j + l < n ? p[j + l] : (T)0;                                       \
+                gt[l] = j + l < n ? g[j + l] : (T)0;                                       \
+                kt[l] = j + l < n && k ? k[j + l] : 0;                                     \
             }                                                                              \
-        for (int l = 0; j + l < n; ++l) {                                                  \
-            const T d = k ? sm_sel_##S(g[j + l] * scale, k[j + l]) : g[j + l] * scale;     \
-            acc[l] = acc[l] + p[j + l] * d;                                                \
+            sm_dotg_block_##S(acc, pt, gt, inv, scale, k ? kt : NULL);                     \
+            for (int l = 0; j + l < n; ++l)                                                \
+                p[j + l] = pt[l];                                                          \
         }                                                                                  \
     }                                                                                      \
                                                                                            \
@@ -525,16 +538,23 @@ static const int8_t *sm_keep(const sm_job_t *j, sm_win_t *w, int64_t f, int64_t 
             T *ds = (T *)jb->y + r * lk;                                                   \
             const T *g = (const T *)jb->dy + r * lk;                                       \
             const int64_t nv = sm_valid(jb, r);                                            \
+            if (jb->probs_in && stream) { /* the whole row, causal zeros too, streamed */  \
+                const T *ps = (const T *)jb->probs_in + r * lk;                            \
+                const T dot = sm_dot_signed_##S(ps, g, nv, scale);                         \
+                for (int64_t j0 = 0; j0 < lk; j0 += SM_SEG) {                              \
+                    const int64_t n = lk - j0 < SM_SEG ? lk - j0 : SM_SEG;                 \
+                    const int64_t m = nv - j0 < 0 ? 0 : nv - j0 < n ? nv - j0 : n;         \
+                    sm_grad_signed_##S(buf, ps + j0, g + j0, m, scale, dot);               \
+                    for (int64_t j = m; j < n; ++j)                                        \
+                        buf[j] = 0;                                                        \
+                    stream(ds + j0, buf, (size_t)n * sizeof(T));                           \
+                }                                                                          \
+                continue;                                                                  \
+            }                                                                              \
             if (jb->probs_in) {                                                            \
                 const T *ps = (const T *)jb->probs_in + r * lk;                            \
                 const T dot = sm_dot_signed_##S(ps, g, nv, scale);                         \
-                for (int64_t j0 = 0; stream && j0 < nv; j0 += SM_SEG) {                    \
-                    const int64_t n = nv - j0 < SM_SEG ? nv - j0 : SM_SEG;                 \
-                    sm_grad_signed_##S(buf, ps + j0, g + j0, n, scale, dot);               \
-                    stream(ds + j0, buf, (size_t)n * sizeof(T));                           \
-                }                                                                          \
-                if (!stream)                                                               \
-                    sm_grad_signed_##S(ds, ps, g, nv, scale, dot);                         \
+                sm_grad_signed_##S(ds, ps, g, nv, scale, dot);                             \
             } else {                                                                       \
                 const T inv = sm_expnorm_##S(jb, r, ds, nv);                               \
                 T acc[W];                                                                  \
@@ -543,9 +563,7 @@ static const int8_t *sm_keep(const sm_job_t *j, sm_win_t *w, int64_t f, int64_t 
                 for (int64_t j0 = 0; j0 < nv; j0 += SM_SEG) {                              \
                     const int64_t n = nv - j0 < SM_SEG ? nv - j0 : SM_SEG;                 \
                     const int8_t *k = keep ? sm_keep(jb, &w, r * lk + j0, n) : NULL;       \
-                    for (int64_t j = j0; j < j0 + n; ++j)                                  \
-                        ds[j] = ds[j] * inv;                                               \
-                    sm_dot_g_##S(acc, ds + j0, g + j0, n, scale, k);                       \
+                    sm_dot_g_##S(acc, ds + j0, g + j0, n, inv, scale, k);                  \
                 }                                                                          \
                 const T dot = sm_tree_##S(acc, sm_add_##S);                                \
                 for (int64_t j0 = 0; j0 < nv; j0 += SM_SEG) {                              \
@@ -605,7 +623,7 @@ static inline SM_TARGET_AVX512 void sm_stream_avx512(void *dst, const void *src,
 /* One function per kernel, dtype and ISA; STREAM is the ISA's non-temporal copy
  * (NULL: plain stores), used for outputs of at least df_stream_min_bytes(), and
  * FENCE orders its stores before the caller's next ones. */
-#define SM_DEFINE_ISA(ISA, TARGET, STREAM, FENCE)                                                 \
+#define SM_DEFINE_ISA(ISA, TARGET, STREAM, FENCE)                                          \
     TARGET static void fwd_f32_##ISA(const sm_job_t *j, int64_t r0, int64_t r1)            \
     {                                                                                      \
         sm_fwd_rows_f32(j, r0, r1);                                                        \
@@ -744,7 +762,7 @@ static df_status_t sm_bwd(const void *dy, void *ds, const void *probs, const voi
                   .bits_in = bits, .key = key, .block0 = block0, .thresh = thresh,
                   .scale = scale};
     sm_shape(&j);
-    st = sm_check_stream(&j, bits ? 0 : n, opts); /* with bits nothing is drawn */
+    st = sm_check_stream(&j, bits || probs ? 0 : n, opts); /* else nothing is drawn */
     if (st != DF_OK || n == 0)
         return st;
     j.stream = (uint64_t)n * (dbl ? 8u : 4u) >= df_stream_min_bytes();

@@ -208,61 +208,65 @@ DF_API df_status_t df_gaussian_fwd_f64(const double *x, double *y, int64_t n, df
  * --------------------------------------------------------------------------
  * The scores are a C-contiguous array of attn->shape (ndim >= 1); a row is the
  * Lk = shape[ndim-1] scores of one query, row r at element r * Lk, query index
- * i = r % Lq with Lq = shape[ndim-2] (1 when ndim == 1). For each row:
- *   masking   s'_j = s_j + mask_j (DF_ATTN_MASK_ADD, rounded in the dtype), or
- *             s'_j = mask_j ? s_j : -inf (DF_ATTN_MASK_BOOL: nonzero = attend,
- *             torch's scaled_dot_product_attention convention), or s'_j = s_j.
- *             With causal, the row is keys j < nv = min(i + 1, Lk) only (torch's
- *             is_causal, top-left aligned for Lq != Lk); keys j >= nv output +0.0
- *             (in y, probs and ds) and take no part in anything below.
+ * i = r % Lq with Lq = shape[ndim-2] (1 when ndim == 1). Per row, in the dtype,
+ * every operation rounded on its own (no FMA):
+ *   mask      s'_j = s_j + mask_j (DF_ATTN_MASK_ADD), s'_j = mask_j ? s_j : -inf
+ *             (DF_ATTN_MASK_BOOL: nonzero = attend, the convention of torch's
+ *             scaled_dot_product_attention), or s'_j = s_j. With causal the row
+ *             is keys j < nv = min(i + 1, Lk) only (torch's is_causal, top-left
+ *             aligned when Lq != Lk): keys j >= nv output +0.0 in y, probs and ds
+ *             and take no part in anything below.
  *   max       m = max of the non-NaN s'_j (exact, order free); m = 0 if that is
  *             -inf (an empty row: every s'_j -inf or NaN).
- *   exp       e_j = exp(s'_j - m) by the fixed float (double) sequence in
- *             df_kernels_softmax.c: 0 below -87 (-708), else Cody-Waite
- *             reduction n = round(x log2 e), r = (x - n LN2HI) - n LN2LO, a
- *             degree-7 (13) Taylor polynomial in Horner form, times 2**n.
- *   sum       Z = sum of e_j in W = 32 (float) or 16 (double) lanes: lane l
- *             adds e_j for j = l, l + W, ... in order from +0.0, then
- *             acc[l] += acc[l + h] for h = W/2, W/4, ..., 1 (l < h); Z = acc[0].
+ *   exp       e_j = exp(s'_j - m): 0 below -87 (double: -708), else Cody-Waite
+ *             reduction n = round(x log2 e), r = (x - n LN2HI) - n LN2LO, the
+ *             degree-7 (13) Taylor polynomial in Horner form, times 2**n; the
+ *             constants and steps are in df_kernels_softmax.c. No libm.
+ *   sum       Z = sum of the e_j in W = 32 (double: 16) lanes: lane l adds e_j for
+ *             j = l, l + W, ... in order from +0.0, then acc[l] += acc[l + h] for
+ *             h = W/2, W/4, ..., 1 and l < h; Z = acc[0].
  *   normalise inv = Z == 0 ? 0 : 1 / Z;  P_j = e_j * inv.
- *   dropout   y_j = keep(g) ? P_j * scale : +0.0, g = 8 * block0 + r * Lk + j:
- *             the stream contract's keep decision over the flat C-order index
- *             of the output, so y equals df_dropout_fwd applied to P, bit for bit.
- * Every operation is rounded on its own (no FMA). A row with a NaN score (after
- * masking) has NaN probabilities; an empty row has P = 0 and y = 0. Subnormal
- * results assume the default floating-point environment (no flush to zero).
+ *   dropout   y_j = keep(g) ? P_j * scale : +0.0, g = 8 * block0 + r * Lk + j: the
+ *             stream contract's decision over the flat C-order index of the
+ *             output, so y is df_dropout_fwd applied to P, bit for bit.
+ * A NaN score (after masking) makes its row's P NaN; an empty row has P = 0 and
+ * y = 0. Subnormal results assume no flush-to-zero mode.
  *
- * df_softmax_dropout_fwd_f32: y as above; probs (may be NULL) receives P
- * ("store" mode); bits (may be NULL) receives keep as df_dropout_mask writes it.
- * thresh == 2**32 keeps everything without drawing: with scale = 1 that is the
- * plain softmax, y = P. y may alias s exactly, probs may alias s, not y.
+ * df_softmax_dropout_fwd_f32: y as above. probs (may be NULL; "store" mode)
+ * receives P_j with its sign bit set where keep is false (-P_j, -0.0 for 0; P_j
+ * is >= 0 or NaN, so nothing is lost) for j < nv, so backward needs no mask.
+ * bits (may be NULL) receives keep as df_dropout_mask writes it. thresh == 2**32
+ * keeps everything without drawing: with scale = 1 that is the plain softmax,
+ * y = P. y may alias s exactly, probs may alias s, not y.
  *
- * df_softmax_dropout_bwd_f32: the gradient with respect to the scores, given dy:
- *   dP_j = keep ? dy_j * scale : +0.0;  t_j = P_j * dP_j;
- *   dot  = sum of t_j in the lanes and tree of Z;   ds_j = P_j * (dP_j - dot)
- * (ds_j = +0.0 for keys j >= nv under causal). P comes from probs ("store"), or,
- * when probs is NULL, is recomputed from s and the mask in attn exactly as the
- * forward computed it ("recompute"), using ds as scratch; the mask is read
- * from bits if given, else regenerated from (key, block0, thresh). The additive
- * mask's gradient is ds reduced over its broadcast axes. With probs, ds may
- * alias dy or probs exactly; without, ds may alias s but not dy.
+ * df_softmax_dropout_bwd_f32: the gradient with respect to the scores given dy:
+ *   dP_j = keep ? dy_j * scale : +0.0;  dot = sum of P_j * dP_j in the lanes and
+ *   tree of Z;  ds_j = P_j * (dP_j - dot)  (+0.0 for keys j >= nv).
+ * With probs (as the forward wrote them) P and keep come from probs, and bits,
+ * key, block0, thresh and the mask in attn are not used; ds may alias dy or
+ * probs exactly, and outputs of DROPOUT_FAST_STREAM_MIN_BYTES (8 MiB) or more are
+ * written with non-temporal stores. With probs NULL, P is recomputed from s and
+ * attn exactly as the forward computed it, into ds as scratch (ds may alias s,
+ * not dy), and keep is read from bits if given, else drawn from (key, block0,
+ * thresh). The additive mask's gradient is ds summed over its broadcast axes.
  *
  * Rows are independent: OpenMP threads take parts of a multiple of 8 rows. The
- * output does not depend on the ISA (one C source under target attributes) or
- * threads. Returns DF_OK, DF_ERR_ARG (NULL pointer with elements, attn NULL or
- * ndim outside [1, DF_MAX_DIMS], a negative extent, an unknown mask kind, a
- * mask whose last stride is not 1, probs == y in forward, ds == dy when
- * recomputing), DF_ERR_THRESH, DF_ERR_RANGE or DF_ERR_ISA. */
+ * output depends only on the arguments, not on the ISA (one C source under
+ * target attributes) or the threads. Returns DF_OK, DF_ERR_ARG (NULL pointer
+ * with elements; attn NULL; ndim outside [1, DF_MAX_DIMS]; a negative extent; an
+ * unknown mask kind; a mask NULL or with a last stride other than 1; probs == y
+ * in forward; neither probs nor s, or ds == dy without probs, in backward),
+ * DF_ERR_THRESH, DF_ERR_RANGE or DF_ERR_ISA. */
 typedef enum {
     DF_ATTN_MASK_NONE = 0,
     DF_ATTN_MASK_ADD = 1, /* the scores' dtype, added */
     DF_ATTN_MASK_BOOL = 2 /* uint8_t, nonzero = attend, zero = -inf */
 } df_attn_mask_t;
 
-/* The layout of a softmax call. mask points at the mask element of index
- * (0, ..., 0) of the mask broadcast to shape; mask_strides are that broadcast
- * view's strides in elements (0 along broadcast axes, may be negative), and the
- * last must be 1 (when Lk > 1). causal: 0 or 1. */
+/* The layout of a softmax call: the scores' shape; the mask (mask_kind, a
+ * pointer to its element of index (0, ..., 0) once broadcast to shape, and that
+ * broadcast view's strides in elements: 0 along broadcast axes, possibly
+ * negative, the last 1 when Lk > 1); causal 0 or 1. */
 typedef struct {
     int ndim;
     int64_t shape[DF_MAX_DIMS];

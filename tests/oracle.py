@@ -260,10 +260,10 @@ def entropy(p):
 # rows stop at key i (top-left). Each step is one numpy ufunc over whole arrays
 # in the dtype (correctly rounded, no FMA); the constants are derived here
 # from ln 2 to 50 digits and exact factorials, not copied.
-from decimal import Decimal as _Decimal, getcontext as _getcontext  # noqa: E402
+import decimal as _decimal
 
-_getcontext().prec = 50
-_LN2 = _Fraction(_Decimal(2).ln())
+_decimal.getcontext().prec = 50
+_LN2 = _Fraction(_decimal.Decimal(2).ln())
 _SM_LANES = {np.dtype(np.float32): 32, np.dtype(np.float64): 16}
 
 

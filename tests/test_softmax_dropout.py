@@ -10,10 +10,9 @@ import pytest
 import dropout_fast as df
 import oracle
 from dropout_fast import _config, _softmax, api, reference
-from dropout_fast._softmax import (SoftmaxDropout, SoftmaxDropoutMask, softmax,
-                                   softmax_backward_impl, softmax_dropout,
-                                   softmax_dropout_backward, softmax_dropout_forward,
-                                   softmax_forward_impl)
+from dropout_fast._softmax import (SoftmaxDropout, softmax, softmax_backward_impl,
+                                   softmax_dropout, softmax_dropout_backward,
+                                   softmax_dropout_forward, softmax_forward_impl)
 
 DTYPES = [np.float32, np.float64]
 LENGTHS = [1, 3, 17, 256, 1000]
@@ -122,6 +121,21 @@ def test_every_isa_and_thread_count(dtype, monkeypatch):
                 same_bits(a, b)
 
 
+def test_large_backward_streams():
+    """8 MiB of float32 or more: ds goes out through non-temporal stores (mode "store")."""
+    shape = (16, 128, 1032)
+    s = scores(shape, np.float32)
+    dy = np.random.default_rng(4).standard_normal(shape).astype(np.float32)
+    got = run(_config.kernels, s, 0.1, None, True, 5, dy)
+    same_bits(got[4], got[5])
+    g = dy.copy()
+    _, m = softmax_dropout_forward(s, 0.1, is_causal=True, rng=at(SEED, 5))
+    same_bits(softmax_dropout_backward(g, m, out=g), got[4])  # in place, over dy
+    p = m.probs
+    ref = oracle.softmax_dropout_backward(dy, p, m.to_bool(), 0.1, True)
+    same_bits(got[4], ref)
+
+
 def test_nan_rows_and_empty_rows():
     s = np.zeros((3, 8), np.float32)
     s[0, 3] = np.nan
@@ -172,7 +186,7 @@ def test_against_torch(dtype, lk):
     fmask[1] = 0  # torch gives NaN for fully masked rows, we give 0: compare the rest
     bmask = np.random.default_rng(5).random((1, 1, 6, lk)) < 0.8
     bmask[..., 0] = True
-    tol = dict(rtol=2e-6, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-14, atol=1e-16)
+    tol = {"rtol": 2e-6, "atol": 1e-7} if dtype == np.float32 else {"rtol": 1e-14, "atol": 1e-16}
     ts = torch.from_numpy(s)
     cases = [({}, ts),
              ({"attn_mask": fmask}, ts + torch.from_numpy(fmask)),
@@ -195,7 +209,7 @@ def test_gradient_finite_differences(kind, causal):
     def loss(x):
         return float(np.sum(w * softmax_dropout(x, 0.25, attn_mask=mask, is_causal=causal,
                                                 rng=at(3, 0))))
-    y, m = softmax_dropout_forward(s, 0.25, attn_mask=mask, is_causal=causal, rng=at(3, 0))
+    _, m = softmax_dropout_forward(s, 0.25, attn_mask=mask, is_causal=causal, rng=at(3, 0))
     ds = softmax_dropout_backward(w, m)
     assert np.all(ds[0, 2] == 0)
     finite = np.where(np.isfinite(s), s, 0.0)

@@ -5,7 +5,8 @@
  * summing to 1 and close to a double-precision libm softmax; P's sign bits
  * holding the mask; masks broadcast through strides, causal rows, fully masked
  * rows, counters wrapping their low word, outputs written with non-temporal
- * stores; known answers for every platform; status codes. Exits non-zero and prints what failed on any mismatch. */
+ * stores; known answers for every platform; status codes. Exits non-zero and
+ * prints what failed on any mismatch. */
 #define _DEFAULT_SOURCE /* setenv */
 #include <math.h>
 #include <stdio.h>
@@ -90,7 +91,8 @@ static void check_values(const case_t *c, const void *p, const char *what)
             double v = get(c, c->s, r * lk + j);
             if (c->a.mask_kind == DF_ATTN_MASK_ADD)
                 v += get(c, c->mask, (r % lq) * lk + j); /* strides (0, lk, 1) */
-            else if (c->a.mask_kind == DF_ATTN_MASK_BOOL && !((uint8_t *)c->mask)[(r / lq) * lk + j])
+            else if (c->a.mask_kind == DF_ATTN_MASK_BOOL &&
+                     !((uint8_t *)c->mask)[(r / lq) * lk + j]) /* strides (lk, 0, 1) */
                 v = -INFINITY;
             row[j] = v;
             m = v > m ? v : m;
