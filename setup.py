@@ -2,7 +2,7 @@
 
 One table of compile flags. The kernels are portable C11 with per-function
 target attributes for AVX2/AVX-512, chosen at run time: the build never uses
--march=native, so a built wheel runs on any x86-64 (and the scalar body on
+the host-tuning -march flag, so a built wheel runs on any x86-64 (and the scalar body on
 any other CPU). -ffp-contract=off keeps every path rounding the same.
 
 Environment switches:

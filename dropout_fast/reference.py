@@ -288,7 +288,10 @@ def bcast_apply(x, y, bits, shape, noise_shape, a, b, c, nthreads=0, isa=-1):
     bits = _buf(bits, (m + 7) // 8, "bits", _U8)
     midx = np.broadcast_to(np.arange(m, dtype=np.uint64).reshape(noise_shape), shape).reshape(-1)
     t = x.dtype.type
-    _bcast_kernel(x[:n], y[:n], bits, np.ascontiguousarray(midx), t(a), t(b), t(c))
+    # Signed zeros as the C contract: b == 0 is -0.0 (a * x + b == a * x), c == 0 is +0.0.
+    b = t(-0.0) if b == 0 else t(b)
+    c = t(0.0) if c == 0 else t(c)
+    _bcast_kernel(x[:n], y[:n], bits, np.ascontiguousarray(midx), t(a), b, c)
 
 
 # Gaussian dropout: y = x * (1 + sigma * z), z from Box-Muller on Philox streams 2..5

@@ -29,6 +29,63 @@ typedef void (*df_bwd_f32_fn)(const float *dy, float *dx, const uint8_t *bits, i
 typedef void (*df_bwd_f64_fn)(const double *dy, double *dx, const uint8_t *bits, int64_t n,
                               double scale, int stream);
 
+/* The row view of a broadcast mask (df_kernels_bcast.c): rows of len elements,
+ * row r (of prod(dims[0..nd))) starting at element r * len. Its first mask bit
+ * is m(r) = sum_d idx_d(r) * mstride[d] over the mixed-radix digits of r; a
+ * varying row (mask along the row) uses bits m, m + 1, ..., m + len - 1, a
+ * shared one bit m for every element. bits holds nbits keep bits. */
+typedef struct {
+    const uint8_t *bits;
+    int64_t nbits, len;
+    int varying, nd;
+    int64_t dims[DF_MAX_DIMS], mstride[DF_MAX_DIMS];
+} df_rows_t;
+
+/* A position in the rows: the digits of a row index and its m(r). */
+typedef struct {
+    int64_t m;
+    int64_t idx[DF_MAX_DIMS];
+} df_rowpos_t;
+
+static inline void df_rowpos_init(df_rowpos_t *p, const df_rows_t *v, int64_t r)
+{
+    p->m = 0;
+    for (int d = v->nd - 1; d >= 0; --d) {
+        p->idx[d] = r % v->dims[d];
+        p->m += p->idx[d] * v->mstride[d];
+        r /= v->dims[d];
+    }
+}
+
+/* The next row: an odometer step, amortised O(1). Past the last row it wraps. */
+static inline void df_rowpos_next(df_rowpos_t *p, const df_rows_t *v)
+{
+    for (int d = v->nd - 1; d >= 0; --d) {
+        p->m += v->mstride[d];
+        if (++p->idx[d] < v->dims[d])
+            return;
+        p->m -= v->dims[d] * v->mstride[d];
+        p->idx[d] = 0;
+    }
+}
+
+static inline int df_bit(const uint8_t *bits, int64_t i)
+{
+    return (bits[i >> 3] >> (i & 7)) & 1;
+}
+
+/* Flags of a bcast kernel call. DF_BC_STREAM: non-temporal stores (where y is
+ * aligned). DF_BC_AFFINE: kept outputs are a * x + b (two roundings), else x * a. */
+enum { DF_BC_STREAM = 1, DF_BC_AFFINE = 2 };
+
+/* Rows [r0, r1) of the view v over arrays x, y (the whole arrays): for element
+ * e of row r, y[e] = keep(e) ? (affine ? a * x[e] + b : x[e] * a) : c.
+ * x may alias y exactly. One call per thread: at most one store fence. */
+typedef void (*df_bcast_f32_fn)(const float *x, float *y, const df_rows_t *v, int64_t r0,
+                                int64_t r1, float a, float b, float c, int flags);
+typedef void (*df_bcast_f64_fn)(const double *x, double *y, const df_rows_t *v, int64_t r0,
+                                int64_t r1, double a, double b, double c, int flags);
+
 /* `stream` != 0 asks for non-temporal stores; a kernel may ignore it, and uses
  * them only where y is suitably aligned. */
 typedef struct {
@@ -38,6 +95,8 @@ typedef struct {
     df_fwd_f64_fn fwd_f64;
     df_bwd_f32_fn bwd_f32;
     df_bwd_f64_fn bwd_f64;
+    df_bcast_f32_fn bcast_f32;
+    df_bcast_f64_fn bcast_f64;
 } df_kernels_t;
 
 extern const df_kernels_t df_kernels_scalar;

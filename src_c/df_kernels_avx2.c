@@ -173,7 +173,100 @@ DF_INLINE void emit_part(int kind, const void *xv, void *yv, int64_t e, uint64_t
     }
 }
 
-/* What df_simd_driver.h needs besides gen(), emit_full() and emit_part(). */
+/* The broadcast kernels' coefficients: kept = x * a, or a * x + b when affine
+ * (two roundings); dropped = c. */
+typedef struct {
+    __m256 a, b, c;
+    __m256d ad, bd, cd;
+} df_coef_t;
+
+/* emit_full of the broadcast kernels: y[p + e] = bit e of s ? kept : c, the
+ * keep bit shifted into each lane's sign bit as in emit_full. */
+DF_INLINE void emit_bc_full(int kind, int aff, const void *xv, void *yv, int64_t p, uint64_t s,
+                            const df_coef_t *c, int nt)
+{
+    if (kind == K_F32) {
+        const float *x = (const float *)xv + p;
+        float *y = (float *)yv + p;
+        const __m256i up = _mm256_setr_epi32(31, 30, 29, 28, 27, 26, 25, 24);
+#pragma GCC unroll 8
+        for (int q = 0; q < 8; ++q) {
+            const __m256i b = _mm256_set1_epi32((int)(uint32_t)(s >> (32 * (q >> 2))));
+            const __m256i sh = _mm256_sub_epi32(up, _mm256_set1_epi32(8 * (q & 3)));
+            const __m256 k = _mm256_castsi256_ps(_mm256_sllv_epi32(b, sh));
+            __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + 8 * q), c->a);
+            if (aff)
+                v = _mm256_add_ps(v, c->b);
+            v = _mm256_blendv_ps(c->c, v, k);
+            if (nt)
+                _mm256_stream_ps(y + 8 * q, v);
+            else
+                _mm256_storeu_ps(y + 8 * q, v);
+        }
+    } else if (kind == K_F64) {
+        const double *x = (const double *)xv + p;
+        double *y = (double *)yv + p;
+        const __m256i b = _mm256_set1_epi64x((long long)s);
+        const __m256i up = _mm256_setr_epi64x(63, 62, 61, 60);
+#pragma GCC unroll 16
+        for (int q = 0; q < 16; ++q) {
+            const __m256i sh = _mm256_sub_epi64(up, _mm256_set1_epi64x(4 * q));
+            const __m256d k = _mm256_castsi256_pd(_mm256_sllv_epi64(b, sh));
+            __m256d v = _mm256_mul_pd(_mm256_loadu_pd(x + 4 * q), c->ad);
+            if (aff)
+                v = _mm256_add_pd(v, c->bd);
+            v = _mm256_blendv_pd(c->cd, v, k);
+            if (nt)
+                _mm256_stream_pd(y + 4 * q, v);
+            else
+                _mm256_storeu_pd(y + 4 * q, v);
+        }
+    }
+}
+
+/* emit_part of the broadcast kernels: the elements of [e, e + 64) inside
+ * [0, n), scalar. */
+DF_INLINE void emit_bc_part(int kind, int aff, const void *xv, void *yv, int64_t e, uint64_t s,
+                            int64_t n, const df_coef_t *c)
+{
+    const int64_t a = e < 0 ? 0 : e, end = e + GROUP < n ? e + GROUP : n;
+    const float fa = _mm256_cvtss_f32(c->a), fb = _mm256_cvtss_f32(c->b);
+    const float fc = _mm256_cvtss_f32(c->c);
+    const double da = _mm256_cvtsd_f64(c->ad), db = _mm256_cvtsd_f64(c->bd);
+    const double dc = _mm256_cvtsd_f64(c->cd);
+    for (int64_t p = a; p < end; ++p) {
+        const int keep = (int)((s >> (p - e)) & 1u);
+        if (kind == K_F32) {
+            const float v = ((const float *)xv)[p];
+            ((float *)yv)[p] = !keep ? fc : aff ? fa * v + fb : v * fa;
+        } else if (kind == K_F64) {
+            const double v = ((const double *)xv)[p];
+            ((double *)yv)[p] = !keep ? dc : aff ? da * v + db : v * da;
+        }
+    }
+}
+
+/* 64 elements from p set to c without reading x (a long dropped run). */
+DF_INLINE void emit_fill(int kind, void *yv, int64_t p, const df_coef_t *c, int nt)
+{
+#pragma GCC unroll 8
+    for (int q = 0; q < 8; ++q) {
+        if (kind == K_F32 && nt)
+            _mm256_stream_ps((float *)yv + p + 8 * q, c->c);
+        else if (kind == K_F32)
+            _mm256_storeu_ps((float *)yv + p + 8 * q, c->c);
+        else if (nt) {
+            _mm256_stream_pd((double *)yv + p + 8 * q, c->cd);
+            _mm256_stream_pd((double *)yv + p + 8 * q + 4, c->cd);
+        } else {
+            _mm256_storeu_pd((double *)yv + p + 8 * q, c->cd);
+            _mm256_storeu_pd((double *)yv + p + 8 * q + 4, c->cd);
+        }
+    }
+}
+
+/* What df_simd_driver.h needs besides gen(), emit_full() and emit_part(), and
+ * emit_bc_full(), emit_bc_part(), emit_fill() for the broadcast kernels. */
 #define DF_VF __m256
 #define DF_VD __m256d
 #define DF_SET1_PS _mm256_set1_ps

@@ -159,7 +159,99 @@ DF_INLINE void emit_part(int kind, const void *xv, void *yv, int64_t e, uint64_t
     }
 }
 
-/* What df_simd_driver.h needs besides gen(), emit_full() and emit_part(). */
+/* The broadcast kernels' coefficients: kept = x * a, or a * x + b when affine
+ * (two roundings); dropped = c. */
+typedef struct {
+    __m512 a, b, c;
+    __m512d ad, bd, cd;
+} df_coef_t;
+
+/* 16 (8) lanes of the broadcast kernels: k ? kept : c. */
+DF_INLINE __m512 bc_ps(int aff, __mmask16 k, __m512 v, const df_coef_t *c)
+{
+    return aff ? _mm512_mask_add_ps(c->c, k, _mm512_mul_ps(v, c->a), c->b)
+               : _mm512_mask_mul_ps(c->c, k, v, c->a);
+}
+
+DF_INLINE __m512d bc_pd(int aff, __mmask8 k, __m512d v, const df_coef_t *c)
+{
+    return aff ? _mm512_mask_add_pd(c->cd, k, _mm512_mul_pd(v, c->ad), c->bd)
+               : _mm512_mask_mul_pd(c->cd, k, v, c->ad);
+}
+
+/* emit_full of the broadcast kernels: y[p + e] = bit e of s ? kept : c. */
+DF_INLINE void emit_bc_full(int kind, int aff, const void *xv, void *yv, int64_t p, uint64_t s,
+                            const df_coef_t *c, int nt)
+{
+    if (kind == K_F32) {
+        const float *x = (const float *)xv + p;
+        float *y = (float *)yv + p;
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; ++q) {
+            const __mmask16 k = _cvtu32_mask16((uint32_t)(s >> (16 * q)) & 0xFFFFu);
+            const __m512 v = bc_ps(aff, k, _mm512_loadu_ps(x + 16 * q), c);
+            if (nt)
+                _mm512_stream_ps(y + 16 * q, v);
+            else
+                _mm512_storeu_ps(y + 16 * q, v);
+        }
+    } else if (kind == K_F64) {
+        const double *x = (const double *)xv + p;
+        double *y = (double *)yv + p;
+#pragma GCC unroll 8
+        for (int q = 0; q < 8; ++q) {
+            const __mmask8 k = _cvtu32_mask8((uint32_t)(s >> (8 * q)) & 0xFFu);
+            const __m512d v = bc_pd(aff, k, _mm512_loadu_pd(x + 8 * q), c);
+            if (nt)
+                _mm512_stream_pd(y + 8 * q, v);
+            else
+                _mm512_storeu_pd(y + 8 * q, v);
+        }
+    }
+}
+
+/* emit_part of the broadcast kernels: the elements of [e, e + 64) inside [0, n). */
+DF_INLINE void emit_bc_part(int kind, int aff, const void *xv, void *yv, int64_t e, uint64_t s,
+                            int64_t n, const df_coef_t *c)
+{
+    const int64_t a = e < 0 ? 0 : e, end = e + GROUP < n ? e + GROUP : n;
+    const int ve = kind == K_F64 ? 8 : 16;
+    for (int64_t p = a; p < end; p += ve) {
+        const int64_t cnt = end - p < ve ? end - p : ve;
+        const uint32_t in = (1u << cnt) - 1u, k = (uint32_t)(s >> (p - e)) & in;
+        if (kind == K_F32) {
+            const __m512 v = _mm512_maskz_loadu_ps(_cvtu32_mask16(in), (const float *)xv + p);
+            _mm512_mask_storeu_ps((float *)yv + p, _cvtu32_mask16(in),
+                                  bc_ps(aff, _cvtu32_mask16(k), v, c));
+        } else if (kind == K_F64) {
+            const __m512d v = _mm512_maskz_loadu_pd(_cvtu32_mask8(in), (const double *)xv + p);
+            _mm512_mask_storeu_pd((double *)yv + p, _cvtu32_mask8(in),
+                                  bc_pd(aff, _cvtu32_mask8(k), v, c));
+        }
+    }
+}
+
+/* 64 elements from p set to c without reading x (a long dropped run). */
+DF_INLINE void emit_fill(int kind, void *yv, int64_t p, const df_coef_t *c, int nt)
+{
+#pragma GCC unroll 8
+    for (int q = 0; q < 4; ++q) {
+        if (kind == K_F32 && nt)
+            _mm512_stream_ps((float *)yv + p + 16 * q, c->c);
+        else if (kind == K_F32)
+            _mm512_storeu_ps((float *)yv + p + 16 * q, c->c);
+        else if (nt) {
+            _mm512_stream_pd((double *)yv + p + 16 * q, c->cd);
+            _mm512_stream_pd((double *)yv + p + 16 * q + 8, c->cd);
+        } else {
+            _mm512_storeu_pd((double *)yv + p + 16 * q, c->cd);
+            _mm512_storeu_pd((double *)yv + p + 16 * q + 8, c->cd);
+        }
+    }
+}
+
+/* What df_simd_driver.h needs besides gen(), emit_full() and emit_part(), and
+ * emit_bc_full(), emit_bc_part(), emit_fill() for the broadcast kernels. */
 #define DF_VF __m512
 #define DF_VD __m512d
 #define DF_SET1_PS _mm512_set1_ps

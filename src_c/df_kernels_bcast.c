@@ -5,14 +5,17 @@
  * broadcast along it) merged, its last axis the row. A row either shares one
  * mask bit (a channel map, a sample of DropPath: one scale-or-zero pass) or
  * follows a run of consecutive mask bits (channels-last, variational
- * dropout). The mask is never expanded. Rows are split among threads; each
- * row's mask position comes from its own index, so threading changes nothing. */
-#include <string.h>
-
+ * dropout). The mask is never expanded. Each thread takes a contiguous range
+ * of rows in one call of the instruction set's bcast kernel (df_internal.h),
+ * which finds each row's mask position from its own index: threading and
+ * splitting change nothing. */
 #include "df_internal.h"
 
 #ifndef DF_USE_OPENMP
 #define DF_USE_OPENMP 0
+#endif
+#if DF_USE_OPENMP
+#include <omp.h>
 #endif
 
 /* The merged view: dims[0..nd), mstride[d] the step of the mask's flat index
@@ -59,82 +62,40 @@ static df_status_t make_view(df_view_t *v, int ndim, const int64_t *shape,
     return DF_OK;
 }
 
-static inline int bit_at(const uint8_t *bits, int64_t i)
+/* The kernels' description of view v: its last axis the row, the rest the
+ * outer digits; nbits the mask's element count (noise_shape's product). */
+static void rows_of(df_rows_t *rv, const df_view_t *v, const uint8_t *bits, int ndim,
+                    const int64_t *noise_shape)
 {
-    return (bits[i >> 3] >> (i & 7)) & 1;
-}
-
-/* Bits [m, m + len) of src into dst from bit 0 (len <= 8 * sizeof dst). */
-static void shift_bits(uint8_t *dst, const uint8_t *src, int64_t m, int64_t len)
-{
-    const int sh = (int)(m & 7);
-    const uint8_t *s = src + (m >> 3);
-    const int64_t nbytes = (len + 7) >> 3;
-    for (int64_t i = 0; i < nbytes; ++i) {
-        unsigned v = s[i] >> sh;
-        if (sh && ((i + 1) << 3) - sh < len)
-            v |= (unsigned)s[i + 1] << (8 - sh);
-        dst[i] = (uint8_t)v;
+    rv->bits = bits;
+    rv->nbits = 1;
+    for (int d = 0; d < ndim; ++d)
+        rv->nbits *= noise_shape[d];
+    rv->len = v->dims[v->nd - 1];
+    rv->varying = v->mstride[v->nd - 1] != 0;
+    rv->nd = v->nd - 1;
+    for (int d = 0; d < rv->nd; ++d) {
+        rv->dims[d] = v->dims[d];
+        rv->mstride[d] = v->mstride[d];
     }
 }
 
-#define DF_ROW_BITS 4096 /* bits handled per kernel call of an unaligned row */
-
-/* One row of len elements whose first mask bit is m (inner axis broadcast:
- * every element uses bit m; else bits m, m + 1, ...). */
-#define DF_DEFINE_ROW(NAME, T, FWD, BWD)                                                  \
-    static void NAME(const df_kernels_t *k, const T *x, T *y, const uint8_t *bits,        \
-                     int64_t m, int64_t len, int varying, T a, T b, T c, int stream)       \
-    {                                                                                     \
-        if (!varying) {                                                                   \
-            if (!bit_at(bits, m)) {                                                       \
-                for (int64_t i = 0; i < len; ++i)                                         \
-                    y[i] = c;                                                             \
-            } else if (b == 0) {                                                          \
-                const df_key_t key = {0, 0};                                              \
-                const df_block_t blk = {0, 0};                                            \
-                k->FWD(x, y, NULL, len, key, blk, (uint64_t)1 << 32, a, stream);          \
-            } else {                                                                      \
-                for (int64_t i = 0; i < len; ++i)                                         \
-                    y[i] = a * x[i] + b;                                                  \
-            }                                                                             \
-        } else if (b == 0 && c == 0) {                                                    \
-            if ((m & 7) == 0) {                                                           \
-                k->BWD(x, y, bits + (m >> 3), len, a, stream);                            \
-                return;                                                                   \
-            }                                                                             \
-            uint8_t buf[DF_ROW_BITS / 8];                                                 \
-            for (int64_t i = 0; i < len; i += DF_ROW_BITS) {                              \
-                const int64_t cnt = len - i < DF_ROW_BITS ? len - i : DF_ROW_BITS;        \
-                shift_bits(buf, bits, m + i, cnt);                                        \
-                k->BWD(x + i, y + i, buf, cnt, a, stream);                                \
-            }                                                                             \
-        } else {                                                                          \
-            for (int64_t i = 0; i < len; ++i)                                             \
-                y[i] = bit_at(bits, m + i) ? a * x[i] + b : c;                            \
-        }                                                                                 \
-    }
-
-DF_DEFINE_ROW(row_f32, float, fwd_f32, bwd_f32)
-DF_DEFINE_ROW(row_f64, double, fwd_f64, bwd_f64)
-
-/* The mask offset of row r: its index over dims[0..nd-1) in mixed radix. */
-static int64_t row_mask(const df_view_t *v, int64_t r)
-{
-    int64_t m = 0;
-    for (int d = v->nd - 2; d >= 0; --d) {
-        m += (r % v->dims[d]) * v->mstride[d];
-        r /= v->dims[d];
-    }
-    return m;
-}
-
-#define DF_DEFINE_BCAST(NAME, T, ROW)                                                     \
+/* One kernel call per thread over a contiguous range of rows: the ISA's bcast
+ * kernel keeps its stores aligned to y's cache lines across row boundaries and
+ * fences non-temporal stores once. Rows split evenly, in order.
+ * Signed zeros, as the header states: b == 0 is taken as -0.0, so that a * x + b
+ * is a * x exactly (the kernels then skip the add), and c == 0 as +0.0 (the
+ * varying-row kernels then clear dropped lanes with a bit mask). */
+#define DF_DEFINE_BCAST(NAME, T, FN)                                                      \
     df_status_t NAME(const T *x, T *y, const uint8_t *bits, int ndim, const int64_t *shape, \
                      const int64_t *noise_shape, T a, T b, T c, const df_opts_t *opts)     \
     {                                                                                     \
         if (ndim < 0 || ndim > DF_MAX_DIMS || (ndim > 0 && (!shape || !noise_shape)))     \
             return DF_ERR_ARG;                                                            \
+        if (b == 0)                                                                       \
+            b = -(T)0;                                                                    \
+        if (c == 0)                                                                       \
+            c = (T)0;                                                                     \
         df_view_t v;                                                                      \
         df_status_t st = make_view(&v, ndim, shape, noise_shape);                         \
         if (st != DF_OK)                                                                  \
@@ -146,24 +107,36 @@ static int64_t row_mask(const df_view_t *v, int64_t r)
             return DF_ERR_ISA;                                                            \
         if (v.n == 0)                                                                     \
             return DF_OK;                                                                 \
-        const int64_t len = v.dims[v.nd - 1], rows = v.n / len;                           \
-        const int varying = v.mstride[v.nd - 1] != 0;                                     \
-        const int stream = (uint64_t)v.n * sizeof(T) >= df_stream_min_bytes();    \
+        df_rows_t rv;                                                                     \
+        rows_of(&rv, &v, bits, ndim, noise_shape);                                        \
+        const int64_t rows = v.n / rv.len;                                                \
+        const int affine = !(b == 0) || (rv.varying && !(c == 0));                        \
+        const T drop = affine || !rv.varying ? c : (T)0;                                  \
+        const int stream = (uint64_t)v.n * sizeof(T) >= df_stream_min_bytes();            \
+        const int flags = (affine ? DF_BC_AFFINE : 0) | (stream ? DF_BC_STREAM : 0);      \
         int nt = df_threads_for(v.n, opts);                                               \
         if (nt > rows)                                                                    \
             nt = (int)rows;                                                               \
         DF_BCAST_PARALLEL                                                                 \
-        for (int64_t r = 0; r < rows; ++r)                                                \
-            ROW(k, x + r * len, y + r * len, bits, row_mask(&v, r), len, varying, a, b,   \
-                c, stream);                                                               \
+        {                                                                                 \
+            const int t = DF_THREAD_NUM, tn = DF_NUM_THREADS;                             \
+            const int64_t q = rows / tn, rem = rows % tn;                                 \
+            const int64_t r0 = q * t + (t < rem ? t : rem), r1 = r0 + q + (t < rem);      \
+            if (r1 > r0)                                                                  \
+                k->FN(x, y, &rv, r0, r1, a, b, drop, flags);                              \
+        }                                                                                 \
         return DF_OK;                                                                     \
     }
 
 #if DF_USE_OPENMP
-#define DF_BCAST_PARALLEL _Pragma("omp parallel for schedule(static) num_threads(nt) if (nt > 1)")
+#define DF_BCAST_PARALLEL _Pragma("omp parallel num_threads(nt) if (nt > 1)")
+#define DF_THREAD_NUM omp_get_thread_num()
+#define DF_NUM_THREADS omp_get_num_threads()
 #else
 #define DF_BCAST_PARALLEL (void)nt;
+#define DF_THREAD_NUM 0
+#define DF_NUM_THREADS 1
 #endif
 
-DF_DEFINE_BCAST(df_bcast_apply_f32, float, row_f32)
-DF_DEFINE_BCAST(df_bcast_apply_f64, double, row_f64)
+DF_DEFINE_BCAST(df_bcast_apply_f32, float, bcast_f32)
+DF_DEFINE_BCAST(df_bcast_apply_f64, double, bcast_f64)

@@ -52,11 +52,48 @@ static void mask_scalar(uint8_t *bits, int64_t n, df_key_t key, df_block_t block
             dx[i] = ((bits[i >> 3] >> (i & 7)) & 1u) ? dy[i] * scale : (T)0;               \
     }
 
+/* Rows [r0, r1) of a broadcast view (df_internal.h): the specification of the
+ * bcast kernels, one element at a time. */
+#define DF_DEFINE_BCAST_SCALAR(NAME, T)                                                    \
+    static void NAME(const T *x, T *y, const df_rows_t *v, int64_t r0, int64_t r1, T a,  \
+                     T b, T c, int flags)                                                  \
+    {                                                                                      \
+        const int aff = (flags & DF_BC_AFFINE) != 0;                                       \
+        const int64_t len = v->len;                                                        \
+        df_rowpos_t pos;                                                                   \
+        df_rowpos_init(&pos, v, r0);                                                       \
+        for (int64_t r = r0; r < r1; ++r, df_rowpos_next(&pos, v)) {                       \
+            const T *xr = x + r * len;                                                     \
+            T *yr = y + r * len;                                                           \
+            const uint8_t *bits = v->bits + (pos.m >> 3); /* the row's bits from bit o */  \
+            const int64_t o = pos.m & 7;                                                   \
+            if (v->varying && aff) {                                                       \
+                for (int64_t i = 0; i < len; ++i)                                          \
+                    yr[i] = df_bit(bits, o + i) ? a * xr[i] + b : c;                       \
+            } else if (v->varying) {                                                       \
+                for (int64_t i = 0; i < len; ++i)                                          \
+                    yr[i] = df_bit(bits, o + i) ? xr[i] * a : c;                           \
+            } else if (!df_bit(bits, o)) {                                                 \
+                for (int64_t i = 0; i < len; ++i)                                          \
+                    yr[i] = c;                                                             \
+            } else if (aff) {                                                              \
+                for (int64_t i = 0; i < len; ++i)                                          \
+                    yr[i] = a * xr[i] + b;                                                 \
+            } else {                                                                       \
+                for (int64_t i = 0; i < len; ++i)                                          \
+                    yr[i] = xr[i] * a;                                                     \
+            }                                                                              \
+        }                                                                                  \
+    }
+
 DF_DEFINE_FWD_SCALAR(fwd_f32_scalar, float)
 DF_DEFINE_FWD_SCALAR(fwd_f64_scalar, double)
 DF_DEFINE_BWD_SCALAR(bwd_f32_scalar, float)
 DF_DEFINE_BWD_SCALAR(bwd_f64_scalar, double)
+DF_DEFINE_BCAST_SCALAR(bcast_f32_scalar, float)
+DF_DEFINE_BCAST_SCALAR(bcast_f64_scalar, double)
 
 const df_kernels_t df_kernels_scalar = {
-    DF_ISA_SCALAR, mask_scalar, fwd_f32_scalar, fwd_f64_scalar, bwd_f32_scalar, bwd_f64_scalar,
+    DF_ISA_SCALAR,  mask_scalar,      fwd_f32_scalar,   fwd_f64_scalar,
+    bwd_f32_scalar, bwd_f64_scalar,   bcast_f32_scalar, bcast_f64_scalar,
 };

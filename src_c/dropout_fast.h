@@ -158,7 +158,9 @@ DF_API df_status_t df_dropout_bwd_bits_f64(const double *dy, double *dx, const u
  * equal to shape[d] or 1 (Keras' noise_shape), and bits holds its keep bits
  * packed over the mask's own flat C-order index (as df_dropout_mask writes
  * them). With keep(e) the bit of the mask element that element e broadcasts from:
- *   y[e] = keep(e) ? a * x[e] + b : c        (a * x rounded, then + b: no FMA).
+ *   y[e] = keep(e) ? a * x[e] + b : c        (a * x rounded, then + b: no FMA),
+ * where b == 0 counts as -0.0 (a * x passes unchanged, signed zeros included)
+ * and c == 0 as +0.0.
  * Standard, spatial, variational and path dropout use (scale, 0, 0), alpha
  * dropout (a, b, c) of Klambauer et al. 2017; backward is (a, 0, 0) on dy.
  * The mask is never expanded: rows that share one bit are a scale-or-zero pass.

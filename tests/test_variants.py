@@ -88,6 +88,24 @@ def test_matches_oracle_and_reference(variant, dtype, p):
 
 
 @pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("variant", sorted(CASES))
+def test_signed_zeros_bit_exact(variant, isa):
+    """-0.0 inputs keep their sign through a pass with b == 0 in every backend
+    and ISA (compared as bits: assert_array_equal takes -0.0 == +0.0)."""
+    shape, options, noise_shape = CASES[variant]
+    x = np.random.default_rng(3).standard_normal(shape)
+    x[::2] = -0.0
+    for dtype, u in ((np.float32, np.uint32), (np.float64, np.uint64)):
+        xd = x.astype(dtype)
+        with _config.force_isa(isa):
+            y, m = df.forward(variant, xd, 0.4, rng=at(9, 7), **options)
+            dx = df.backward(-xd, m)
+        y_nb, m_nb = reference.forward(variant, xd, 0.4, rng=at(9, 7), **options)
+        np.testing.assert_array_equal(y.view(u), y_nb.view(u))
+        np.testing.assert_array_equal(dx.view(u), reference.backward(-xd, m_nb).view(u))
+
+
+@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_invariant_to_isa_and_threads(isa, threads, monkeypatch):
     x = np.random.default_rng(0).standard_normal((16, 32, 24, 20)).astype(np.float32)

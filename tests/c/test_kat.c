@@ -388,6 +388,161 @@ static void test_gaussian(void)
     free(x); free(y0); free(y1); free(xd); free(yd0); free(yd1);
 }
 
+/* The structured-dropout pass (df_bcast_apply_*) against a plain loop over
+ * every element's mask index: channels first and last, variational rows at
+ * odd bit offsets, DropPath (long runs: the fill path), a full mask, alpha
+ * coefficients, every ISA, threads 1..3, x and y off alignment, in place,
+ * guards around y, and NaN / -0.0 / infinite inputs. Signed zeros as the
+ * header states: the kept value is a * x + b with b == 0 taken as -0.0 (a * x
+ * unchanged), the dropped value c with c == 0 taken as +0.0. */
+#define DF_DEFINE_BCAST_REF(NAME, T)                                                       \
+    static void NAME(const T *x, T *y, const uint8_t *bits, int nd, const int64_t *shape,  \
+                     const int64_t *noise, T a, T b, T c)                                  \
+    {                                                                                      \
+        int64_t idx[8] = {0}, mstr[8], n = 1, st = 1;                                      \
+        for (int d = nd - 1; d >= 0; --d) {                                                \
+            mstr[d] = noise[d] == 1 ? 0 : st;                                              \
+            st *= noise[d];                                                                \
+            n *= shape[d];                                                                 \
+        }                                                                                  \
+        const T b0 = b == 0 ? -(T)0 : b, drop = c == 0 ? (T)0 : c;                         \
+        for (int64_t e = 0; e < n; ++e) {                                                  \
+            int64_t m = 0;                                                                 \
+            for (int d = 0; d < nd; ++d)                                                   \
+                m += idx[d] * mstr[d];                                                     \
+            const int keep = (bits[m >> 3] >> (m & 7)) & 1;                                \
+            y[e] = keep ? a * x[e] + b0 : drop;                                            \
+            for (int d = nd - 1; d >= 0 && ++idx[d] == shape[d]; --d)                      \
+                idx[d] = 0;                                                                \
+        }                                                                                  \
+    }
+DF_DEFINE_BCAST_REF(bcast_ref_f32, float)
+DF_DEFINE_BCAST_REF(bcast_ref_f64, double)
+
+static void test_bcast(void)
+{
+    static const struct {
+        int nd, big;
+        int64_t shape[4], noise[4];
+    } cases[] = {
+        {0, 0, {0}, {0}},
+        {4, 0, {3, 5, 7, 9}, {3, 5, 1, 1}},
+        {4, 0, {4, 8, 16, 16}, {4, 8, 1, 1}},
+        {3, 0, {2, 3, 1000}, {2, 3, 1}},
+        {4, 0, {3, 7, 9, 5}, {3, 1, 1, 5}},
+        {4, 0, {2, 5, 5, 64}, {2, 1, 1, 64}},
+        {4, 0, {2, 4, 4, 67}, {2, 1, 1, 67}},
+        {3, 0, {4, 33, 100}, {4, 1, 100}},
+        {3, 0, {3, 17, 13}, {3, 1, 13}},
+        {4, 0, {5, 3, 11, 13}, {5, 1, 1, 1}},
+        {2, 0, {7, 4099}, {7, 1}},
+        {2, 0, {3, 100}, {3, 100}},
+        {4, 0, {4, 6, 8, 10}, {4, 1, 8, 1}},
+        {4, 0, {6, 1, 5, 40}, {6, 1, 1, 40}},
+        {2, 0, {8, 16384}, {8, 1}},
+        {3, 0, {2, 3, 9000}, {2, 1, 9000}},
+        {3, 0, {2, 5, 8255}, {2, 1, 8255}},
+        {2, 0, {3, 20000}, {3, 20000}},
+        {3, 0, {5, 1, 1}, {5, 1, 1}},
+        {4, 1, {64, 64, 32, 32}, {64, 64, 1, 1}},
+        {4, 1, {16, 32, 32, 64}, {16, 1, 1, 64}},
+        {3, 1, {8, 256, 130}, {8, 1, 130}},
+        {2, 1, {64, 16384}, {64, 1}},
+    };
+    static const float coef[][3] = {
+        {2.0f, 0.0f, 0.0f},                       /* dropout, spatial, backward */
+        {0.8864053f, 0.7791938f, -1.5583874f},    /* alpha dropout at p = 0.5 */
+        {1.5f, 0.0f, -0.0f},
+        {1.25f, 0.0f, 3.0f},
+    };
+    static const int offs[][2] = {{0, 0}, {4, 4}, {1, 3}, {0, 5}};
+    const int64_t nmax = (int64_t)64 * 64 * 32 * 32, pad = 32, total = nmax + 2 * pad + 8;
+    float *x = alloc64((size_t)total * 4), *y0 = alloc64((size_t)total * 4);
+    float *y1 = alloc64((size_t)total * 4);
+    double *xd = alloc64((size_t)total * 8), *yd0 = alloc64((size_t)total * 8);
+    double *yd1 = alloc64((size_t)total * 8);
+    const uint32_t nan32 = 0x7FC01234u;
+    for (int64_t i = 0; i < total; ++i) {
+        x[i] = (float)(i % 997) * 0.51f - 200.0f;
+        xd[i] = (double)(i % 991) * 0.51 - 200.0;
+        if (i % 89 == 3) {
+            x[i] = -0.0f;
+            xd[i] = -0.0;
+        } else if (i % 97 == 5) {
+            memcpy(&x[i], &nan32, 4);
+            xd[i] = (double)x[i];
+        } else if (i % 101 == 7) {
+            x[i] = -1.0f / 0.0f;
+            xd[i] = 1.0 / 0.0;
+        }
+    }
+    for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ++ci) {
+        const int nd = cases[ci].nd;
+        const int64_t *shape = cases[ci].shape, *noise = cases[ci].noise;
+        int64_t n = 1, m = 1;
+        for (int d = 0; d < nd; ++d) {
+            n *= shape[d];
+            m *= noise[d];
+        }
+        const int64_t tot = n + 2 * pad + 8; /* y's guards: pad elements each side */
+        /* exactly the mask's bytes (ASan sees any read past them), unused bits set */
+        uint8_t *bits = malloc((size_t)(m + 7) / 8);
+        for (int64_t i = 0; i < (m + 7) / 8; ++i)
+            bits[i] = (uint8_t)((i * 0x9E3779B1u + ci * 77u) >> 13);
+        for (size_t k = 0; k < sizeof coef / sizeof *coef; ++k) {
+            if (cases[ci].big && k > 1)
+                continue;
+            const float a = coef[k][0], b = coef[k][1], c = coef[k][2];
+            for (size_t oi = 0; oi < sizeof offs / sizeof *offs; ++oi) {
+                if (cases[ci].big && oi > 2)
+                    continue;
+                const int xo = offs[oi][0], yo = offs[oi][1];
+                const float *xs = x + pad + xo;
+                const double *xds = xd + pad + xo;
+                bcast_ref_f32(xs, y0, bits, nd, shape, noise, a, b, c);
+                bcast_ref_f64(xds, yd0, bits, nd, shape, noise, a, b, c);
+                for (int isa = DF_ISA_SCALAR; isa <= DF_ISA_AVX512; ++isa) {
+                    if (!df_isa_available((df_isa_t)isa))
+                        continue;
+                    for (int nt = 1; nt <= 3; ++nt) {
+                        const df_opts_t o = {nt, isa};
+                        fill_guard(y1, 4, tot);
+                        CHECK(df_bcast_apply_f32(xs, y1 + pad + yo, bits, nd, shape, noise, a, b,
+                                                 c, &o) == DF_OK, "bcast f32 rc");
+                        CHECK(memcmp(y0, y1 + pad + yo, (size_t)n * 4) == 0 &&
+                                  guards_ok(y1, 4, pad + yo, pad + yo + n, tot),
+                              "bcast f32 case %zu coef %zu isa %s nt %d x+%d y+%d", ci, k,
+                              df_isa_name((df_isa_t)isa), nt, xo, yo);
+                        memcpy(y1 + pad + yo, xs, (size_t)n * 4);
+                        df_bcast_apply_f32(y1 + pad + yo, y1 + pad + yo, bits, nd, shape, noise,
+                                           a, b, c, &o);
+                        CHECK(memcmp(y0, y1 + pad + yo, (size_t)n * 4) == 0,
+                              "bcast f32 in place case %zu coef %zu isa %s nt %d y+%d", ci, k,
+                              df_isa_name((df_isa_t)isa), nt, yo);
+                        if (cases[ci].big && nt != 2)
+                            continue;
+                        fill_guard(yd1, 8, tot);
+                        CHECK(df_bcast_apply_f64(xds, yd1 + pad + yo, bits, nd, shape, noise, a,
+                                                 b, c, &o) == DF_OK, "bcast f64 rc");
+                        CHECK(memcmp(yd0, yd1 + pad + yo, (size_t)n * 8) == 0 &&
+                                  guards_ok(yd1, 8, pad + yo, pad + yo + n, tot),
+                              "bcast f64 case %zu coef %zu isa %s nt %d x+%d y+%d", ci, k,
+                              df_isa_name((df_isa_t)isa), nt, xo, yo);
+                        memcpy(yd1 + pad + yo, xds, (size_t)n * 8);
+                        df_bcast_apply_f64(yd1 + pad + yo, yd1 + pad + yo, bits, nd, shape, noise,
+                                           a, b, c, &o);
+                        CHECK(memcmp(yd0, yd1 + pad + yo, (size_t)n * 8) == 0,
+                              "bcast f64 in place case %zu coef %zu isa %s nt %d y+%d", ci, k,
+                              df_isa_name((df_isa_t)isa), nt, yo);
+                    }
+                }
+            }
+        }
+        free(bits);
+    }
+    free(x); free(y0); free(y1); free(xd); free(yd0); free(yd1);
+}
+
 int main(void)
 {
     /* Non-temporal stores from 1 MiB on, whatever this CPU's cache size: the
@@ -399,6 +554,7 @@ int main(void)
     test_layouts();
     test_ties();
     test_gaussian();
+    test_bcast();
     printf("dropout_fast C tests: %s (isa default %s, openmp %d)\n", failures ? "FAILED" : "ok",
            df_isa_name(df_isa_default()), df_has_openmp());
     return failures ? 1 : 0;
