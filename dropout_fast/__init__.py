@@ -35,6 +35,14 @@ from dropout_fast._gaussian import (
     gaussian_dropout_backward,
     gaussian_dropout_forward,
 )
+from dropout_fast._softmax import (
+    SoftmaxDropout,
+    SoftmaxDropoutMask,
+    softmax,
+    softmax_dropout,
+    softmax_dropout_backward,
+    softmax_dropout_forward,
+)
 from dropout_fast.api import DropoutMask, dropout, dropout_backward, dropout_forward, philox4x32
 from dropout_fast.layers import (
     AlphaDropout,
@@ -72,7 +80,9 @@ __all__ = [
     "drop_block", "drop_block2d", "drop_block3d", "drop_block_forward", "drop_block_backward",
     "DropBlock", "DropBlockMask", "gaussian_dropout", "gaussian_dropout_forward",
     "gaussian_dropout_backward", "GaussianDropout", "GaussianNoise", "bias_dropout_add",
-    "bias_dropout_add_forward", "bias_dropout_add_backward", "BiasDropoutAddMask", "mc",
+    "bias_dropout_add_forward", "bias_dropout_add_backward", "BiasDropoutAddMask", "softmax",
+    "softmax_dropout", "softmax_dropout_forward", "softmax_dropout_backward",
+    "SoftmaxDropoutMask", "SoftmaxDropout", "mc",
     "Dropout", "SpatialDropout", "VariationalDropout", "DropPath", "AlphaDropout",
     "FeatureAlphaDropout", "DropConnect", "RecurrentDropout",
     "set_num_threads", "get_num_threads", "info", "__version__",

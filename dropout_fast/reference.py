@@ -476,4 +476,18 @@ def drop_block(x, p, block_size, **kw):
     return _dropblock.drop_block_impl(_this, x, p, block_size, **kw)
 
 
+def softmax_dropout(scores, p, *, axis=-1, attn_mask=None, is_causal=False, rng=None,
+                    training=True, out=None):
+    """`dropout_fast.softmax_dropout` computed by the Numba kernels."""
+    from dropout_fast import _softmax
+    return _softmax.softmax_dropout_impl(_this, scores, p, axis, attn_mask, is_causal, rng,
+                                         training, out)
+
+
+def bias_dropout_add(x, bias, residual, p, *, rng=None, training=True, out=None):
+    """`dropout_fast.bias_dropout_add` computed by the Numba kernels."""
+    from dropout_fast import _fused
+    return _fused.bias_dropout_add_impl(_this, x, bias, residual, p, training, rng, out)
+
+
 _this = sys.modules[__name__]

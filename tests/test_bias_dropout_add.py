@@ -328,3 +328,15 @@ def test_kernel_interface_refuses_bad_buffers():
 def test_docstring_examples():
     result = doctest.testmod(_fused, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_reference_entry_point_matches():
+    """reference.bias_dropout_add is the public call computed by the Numba kernels."""
+    rng = np.random.default_rng(6)
+    x, r = rng.standard_normal((2, 3, 33)), rng.standard_normal((2, 3, 33))
+    b = rng.standard_normal(33)
+    for bias in (b, None):
+        y = bias_dropout_add(x, bias, r, 0.3, rng=7)
+        np.testing.assert_array_equal(reference.bias_dropout_add(x, bias, r, 0.3, rng=7), y)
+        np.testing.assert_array_equal(reference.bias_dropout_add(x, bias, r, 0.3, training=False),
+                                      bias_dropout_add(x, bias, r, 0.3, training=False))

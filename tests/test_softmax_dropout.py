@@ -328,3 +328,17 @@ def test_bad_input_consumes_no_counter():
 def test_doctests():
     result = doctest.testmod(_softmax, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_package_exports_and_reference_entry_point():
+    """The public names live at the package top; reference.softmax_dropout is the
+    same call computed by the Numba kernels, bit for bit."""
+    for name in _softmax.__all__:
+        assert getattr(df, name) is getattr(_softmax, name)
+    s = np.random.default_rng(5).standard_normal((2, 3, 9, 9)).astype(np.float32)
+    for kw in ({}, {"is_causal": True}, {"attn_mask": s[0, 0] > 1.0}):
+        y = df.softmax_dropout(s, 0.2, rng=at(SEED, 2**32 - 3), **kw)
+        np.testing.assert_array_equal(reference.softmax_dropout(s, 0.2, rng=at(SEED, 2**32 - 3),
+                                                                **kw), y)
+    np.testing.assert_array_equal(reference.softmax_dropout(s, 0.2, training=False),
+                                  df.softmax(s))
