@@ -10,19 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "df_check.h"
 #include "dropout_fast.h"
-
-static int failures = 0;
-
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            ++failures;                                                                    \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                    \
-            printf(__VA_ARGS__);                                                           \
-            printf("\n");                                                                  \
-        }                                                                                  \
-    } while (0)
 
 /* (rows, c): odd widths, one column, strips of exactly 64, and sizes past the
  * per-thread minimum (2**14 elements) so that 2 and 3 threads really split. */

@@ -7,19 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "df_check.h"
 #include "dropout_fast.h"
-
-static int failures = 0;
-
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            ++failures;                                                                    \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                    \
-            printf(__VA_ARGS__);                                                           \
-            printf("\n");                                                                  \
-        }                                                                                  \
-    } while (0)
 
 static void test_kat(void)
 {

@@ -13,19 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "df_check.h"
 #include "dropout_fast.h"
-
-static int failures = 0;
-
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            ++failures;                                                                    \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                    \
-            printf(__VA_ARGS__);                                                           \
-            printf("\n");                                                                  \
-        }                                                                                  \
-    } while (0)
 
 static uint64_t rng_state = 0x853c49e6748fea9bull;
 

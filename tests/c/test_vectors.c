@@ -30,19 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "df_check.h"
 #include "dropout_fast.h"
-
-static int failures = 0;
-
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            ++failures;                                                                    \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                    \
-            printf(__VA_ARGS__);                                                           \
-            printf("\n");                                                                  \
-        }                                                                                  \
-    } while (0)
 
 /* Blocks of padding on each side of a stored range in the long calls: 2 * 8 * PAD
  * elements, more than 3 threads' worth of the library's per-thread minimum (2**14). */
