@@ -24,7 +24,9 @@ __all__ = ["drop_block2d", "drop_block3d", "drop_block", "embedding_dropout",
 
 def _proxy(t: Optional[Tensor]) -> Optional[np.ndarray]:
     """A zero-byte numpy stand-in of t's shape (float32 for every float dtype) so
-    that the numpy API's validators can check shapes without touching data."""
+    that the numpy API's validators can check shapes without touching data.
+    Callers skip it under torch.compile (numpy is not traced there): the ops run
+    the same validators on the real data when the graph runs."""
     if t is None:
         return None
     dtype = np.float32 if t.dtype in FLOATS else (np.bool_ if t.dtype == torch.bool
@@ -44,7 +46,8 @@ def drop_block(input: Tensor, p: float, block_size: int, training: bool = True,
     backward ("bits") or regenerates the mask ("recompute").
     """
     check_tensor(input, "input")
-    _validate(_proxy(input), p, block_size, data_format, eps, "input")
+    if not torch.compiler.is_compiling():
+        _validate(_proxy(input), p, block_size, data_format, eps, "input")
     _check_flag(training, "training")
     _check_flag(inplace, "inplace")
     _check_mask(mask)
@@ -125,12 +128,15 @@ def softmax_dropout(input: Tensor, p: float, dim: int = -1, training: bool = Tru
             raise TypeError(f"attn_mask: expected a bool tensor or the input's dtype "
                             f"{input.dtype}, got {attn_mask.dtype}")
         attn_mask = attn_mask.detach()
-    lay = _Layout(_proxy(input), dim, _proxy(attn_mask), is_causal)
+    if torch.compiler.is_compiling():
+        axis = dim % input.dim()
+    else:
+        axis = _Layout(_proxy(input), dim, _proxy(attn_mask), is_causal).axis
     if not training:
         p = 0.0
     return ops.softmax_dropout_fwd(input, draw_seed(generator) if training else
                                    torch.zeros((), dtype=torch.int64), stream_id(), p,
-                                   lay.axis, attn_mask, bool(is_causal), mode == "store")[0]
+                                   axis, attn_mask, bool(is_causal), mode == "store")[0]
 
 
 def bias_dropout_add(x: Tensor, bias: Optional[Tensor], residual: Tensor, p: float,
@@ -149,7 +155,8 @@ def bias_dropout_add(x: Tensor, bias: Optional[Tensor], residual: Tensor, p: flo
     for name, t in (("bias", bias), ("residual", residual)):
         if t is not None and t.dtype != x.dtype:
             raise TypeError(f"{name}: expected x's dtype {x.dtype}, got {t.dtype}")
-    check_inputs(_proxy(x), _proxy(bias), _proxy(residual))
+    if not torch.compiler.is_compiling():
+        check_inputs(_proxy(x), _proxy(bias), _proxy(residual))
     p = check_p(p)
     _check_flag(training, "training")
     _check_mask(mask)
