@@ -19,8 +19,8 @@ from torch import Tensor
 from dropout_fast._gaussian import check_gaussian_p, gaussian_sigma
 from dropout_fast._variants import VARIANTS
 from dropout_fast.api import MASK_MODES, check_p
-from dropout_fast.torch import _ops
-from dropout_fast.torch._bridge import check_tensor, memory_perm
+from dropout_fast.torch import _eager, _ops
+from dropout_fast.torch._bridge import NATIVE, check_tensor, memory_perm
 from dropout_fast.torch._rng import draw_seed, stream_id
 
 __all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d", "spatial_dropout", "alpha_dropout",
@@ -59,6 +59,9 @@ def table_variant(variant: str, x: Tensor, p: float, training: bool, inplace: bo
     if not training:
         return x
     a, b, c = VARIANTS[variant].coefficients(p, **options)
+    if x.dtype in NATIVE and x.is_contiguous() and not torch.compiler.is_compiling():
+        y = _eager.run(x, generator, stream_id(), p, noise_shape, a, b, c, mask)
+        return _result(x, y, inplace)
     seed = draw_seed(generator)
     keep_bits = mask == "bits" and x.requires_grad and torch.is_grad_enabled()
     y = _ops.masked_fwd(x, seed, stream_id(), p, list(noise_shape), memory_perm(x),
