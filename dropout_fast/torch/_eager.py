@@ -33,10 +33,11 @@ def _new(like: np.ndarray) -> np.ndarray:
 
 
 def forward(xa: np.ndarray, seed: int, stream: int, p: float, nshape: tuple, a: float,
-            b: float, c: float, keep_bits: bool):
-    """(y, bits or None) for a C-contiguous array xa; see _ops.masked_fwd."""
+            b: float, c: float, keep_bits: bool, out: np.ndarray = None):
+    """(y, bits or None) for a C-contiguous array xa; see _ops.masked_fwd. `out` may
+    be xa itself (the kernels allow that alias)."""
     k, nt, isa = _config.kernels, _config.nthreads, _config.isa
-    y = _new(xa)
+    y = _new(xa) if out is None else out
     count = math.prod(nshape)
     k0, k1 = seed & 0xFFFFFFFF, seed >> 32
     if nshape == xa.shape and b == 0.0 and c == 0.0:
@@ -115,9 +116,17 @@ class TableBackward(torch.autograd.Function):
 
 
 def run(x, generator, stream: int, p: float, nshape: tuple, a: float, b: float, c: float,
-        mask: str):
-    """The table variant on a C-contiguous float32/float64 tensor, eagerly."""
+        mask: str, inplace: bool):
+    """The table variant on a C-contiguous float32/float64 tensor, eagerly. In place
+    without autograd the kernel writes over x itself (and bumps its version)."""
     seed = draw_seed_int(generator)
     if torch.is_grad_enabled() and x.requires_grad:
-        return TableFunction.apply(x, seed, stream, p, nshape, a, b, c, mask == "bits")
-    return torch.from_numpy(forward(x.numpy(), seed, stream, p, nshape, a, b, c, False)[0])
+        y = TableFunction.apply(x, seed, stream, p, nshape, a, b, c, mask == "bits")
+        return x.copy_(y) if inplace else y  # torch's in-place rules (leaf error, versions)
+    xa = x.detach().numpy()
+    if inplace:
+        forward(xa, seed, stream, p, nshape, a, b, c, False, out=xa)
+        if not x.is_inference():  # inference tensors have no version counter
+            torch.autograd.graph.increment_version(x)
+        return x
+    return torch.from_numpy(forward(xa, seed, stream, p, nshape, a, b, c, False)[0])

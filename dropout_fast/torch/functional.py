@@ -60,8 +60,7 @@ def table_variant(variant: str, x: Tensor, p: float, training: bool, inplace: bo
         return x
     a, b, c = VARIANTS[variant].coefficients(p, **options)
     if x.dtype in NATIVE and x.is_contiguous() and not torch.compiler.is_compiling():
-        y = _eager.run(x, generator, stream_id(), p, noise_shape, a, b, c, mask)
-        return _result(x, y, inplace)
+        return _eager.run(x, generator, stream_id(), p, noise_shape, a, b, c, mask, inplace)
     seed = draw_seed(generator)
     keep_bits = mask == "bits" and x.requires_grad and torch.is_grad_enabled()
     y = _ops.masked_fwd(x, seed, stream_id(), p, list(noise_shape), memory_perm(x),
