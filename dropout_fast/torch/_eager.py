@@ -12,6 +12,7 @@ import torch
 
 from dropout_fast import _config
 from dropout_fast.api import draw_bits, threshold
+from dropout_fast.torch._bridge import NUMPY_ALLOC_BYTES
 
 _SEED = torch.empty((), dtype=torch.int64)
 _SEED_VIEW = _SEED.numpy()  # reading through numpy is much cheaper than Tensor.__int__
@@ -26,18 +27,25 @@ def draw_seed_int(generator) -> int:
     return int(draw_seed(generator))
 
 
-def _new(like: np.ndarray) -> np.ndarray:
-    """A new array like `like` from numpy: huge pages for large ones (see _bridge),
-    and for small ones no slower than torch.empty."""
-    return np.empty(like.shape, like.dtype)
+def _new(like: np.ndarray):
+    """(tensor, its numpy view), a new array like `like`: numpy's (huge pages) from
+    NUMPY_ALLOC_BYTES up, torch's allocator below, as _bridge.empty decides."""
+    if like.nbytes >= NUMPY_ALLOC_BYTES:
+        a = np.empty(like.shape, like.dtype)
+        return torch.from_numpy(a), a
+    t = torch.empty(like.shape, dtype=_TORCH_DTYPE[like.dtype.char])
+    return t, t.numpy()
+
+
+_TORCH_DTYPE = {"f": torch.float32, "d": torch.float64}
 
 
 def forward(xa: np.ndarray, seed: int, stream: int, p: float, nshape: tuple, a: float,
             b: float, c: float, keep_bits: bool, out: np.ndarray = None):
-    """(y, bits or None) for a C-contiguous array xa; see _ops.masked_fwd. `out` may
-    be xa itself (the kernels allow that alias)."""
+    """(y tensor or None, bits or None) for a C-contiguous array xa; see _ops.masked_fwd.
+    `out` may be xa itself (the kernels allow that alias); y is then None."""
     k, nt, isa = _config.kernels, _config.nthreads, _config.isa
-    y = _new(xa) if out is None else out
+    yt, y = _new(xa) if out is None else (None, out)
     count = math.prod(nshape)
     k0, k1 = seed & 0xFFFFFFFF, seed >> 32
     if nshape == xa.shape and b == 0.0 and c == 0.0:
@@ -52,14 +60,14 @@ def forward(xa: np.ndarray, seed: int, stream: int, p: float, nshape: tuple, a: 
                           isa)
         if not keep_bits:
             bits = None
-    return y, bits
+    return yt, bits
 
 
 def backward(da: np.ndarray, bits, seed: int, stream: int, p: float, nshape: tuple,
              a: float) -> np.ndarray:
-    """dx for a C-contiguous gradient; see _ops.masked_bwd."""
+    """dx (a tensor) for a C-contiguous gradient; see _ops.masked_bwd."""
     k, nt, isa = _config.kernels, _config.nthreads, _config.isa
-    dx = _new(da)
+    dxt, dx = _new(da)
     if da.size:
         s, d = da, dx  # the kernels take any C-contiguous array
         if nshape == da.shape and bits is not None:
@@ -71,7 +79,7 @@ def backward(da: np.ndarray, bits, seed: int, stream: int, p: float, nshape: tup
                 bits = draw_bits(k, (seed & 0xFFFFFFFF, seed >> 32), stream << 64,
                                  math.prod(nshape), p)
             k.bcast_apply(s, d, bits, da.shape, nshape, a, 0.0, 0.0, nt, isa)
-    return dx
+    return dxt
 
 
 class TableFunction(torch.autograd.Function):
@@ -84,7 +92,7 @@ class TableFunction(torch.autograd.Function):
         if bits is not None:
             ctx.save_for_backward(torch.from_numpy(bits))
         ctx.args = (seed, stream, p, nshape, a, bits is not None)
-        return torch.from_numpy(y)
+        return y
 
     @staticmethod
     def backward(ctx, dy):
@@ -95,7 +103,7 @@ class TableFunction(torch.autograd.Function):
             return (TableBackward.apply(dy, bits_t, seed, stream, p, nshape, a),
                     None, None, None, None, None, None, None, None)
         dx = backward(dy.detach().contiguous().numpy(), bits, seed, stream, p, nshape, a)
-        return torch.from_numpy(dx), None, None, None, None, None, None, None, None
+        return dx, None, None, None, None, None, None, None, None
 
 
 class TableBackward(torch.autograd.Function):
@@ -106,8 +114,7 @@ class TableBackward(torch.autograd.Function):
         ctx.save_for_backward(bits_t)
         ctx.args = (seed, stream, p, nshape, a)
         bits = bits_t.numpy() if bits_t.numel() else None
-        return torch.from_numpy(backward(dy.detach().contiguous().numpy(), bits, seed, stream,
-                                         p, nshape, a))
+        return backward(dy.detach().contiguous().numpy(), bits, seed, stream, p, nshape, a)
 
     @staticmethod
     def backward(ctx, ddx):
@@ -129,4 +136,4 @@ def run(x, generator, stream: int, p: float, nshape: tuple, a: float, b: float, 
         if not x.is_inference():  # inference tensors have no version counter
             torch.autograd.graph.increment_version(x)
         return x
-    return torch.from_numpy(forward(xa, seed, stream, p, nshape, a, b, c, False)[0])
+    return forward(xa, seed, stream, p, nshape, a, b, c, False)[0]
