@@ -172,3 +172,19 @@ def test_bad_inputs():
         dt.dropout(x, 0.5, mask="nope")
     with pytest.raises(TypeError, match="generator"):
         dt.dropout(x, 0.5, generator=3)
+
+
+def test_threads_draw_distinct_seeds():
+    import threading
+    x = torch.ones(1024)
+    outs = [None] * 4
+
+    def work(i):
+        outs[i] = [dt.dropout(x, 0.5) for _ in range(50)]
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    masks = {tuple((y != 0).nonzero().flatten().tolist()) for o in outs for y in o}
+    assert len(masks) == 200

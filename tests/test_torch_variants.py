@@ -48,7 +48,7 @@ TABLE = {
     "gaussian": (lambda x, g: dt.gaussian_dropout(x, 0.3, generator=g),
                  lambda x, r: df.gaussian_dropout_forward(x, 0.3, rng=r), (5, 11)),
     "drop_block2d": (lambda x, g: dt.drop_block2d(x, 0.3, 3, generator=g),
-                     lambda x, r: df.drop_block_forward(x, 0.3, 3, rng=r), (2, 3, 7, 7)),
+                     lambda x, r: df.drop_block_forward(x, 0.3, 3, rng=r), (2, 2, 5, 6)),
     "drop_block3d": (lambda x, g: dt.drop_block3d(x, 0.3, 2, generator=g),
                      lambda x, r: df.drop_block_forward(x, 0.3, 2, rng=r), (2, 2, 4, 4, 4)),
     "softmax_dropout": (lambda x, g: dt.softmax_dropout(x, 0.2, is_causal=True, generator=g),

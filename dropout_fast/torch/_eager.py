@@ -6,6 +6,7 @@ custom-op dispatch, whose per-call Python cost small tensors would notice.
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import torch
@@ -14,15 +15,19 @@ from dropout_fast import _config
 from dropout_fast.api import draw_bits, threshold
 from dropout_fast.torch._bridge import NUMPY_ALLOC_BYTES
 
-_SEED = torch.empty((), dtype=torch.int64)
-_SEED_VIEW = _SEED.numpy()  # reading through numpy is much cheaper than Tensor.__int__
+_LOCAL = threading.local()  # one scratch seed tensor per thread: calls may run concurrently
 
 
 def draw_seed_int(generator) -> int:
-    """As _rng.draw_seed, returned as a Python int (one draw, no new tensor)."""
+    """As _rng.draw_seed, returned as a Python int (one draw into a reused tensor, read
+    through its numpy view, which is much cheaper than Tensor.__int__)."""
     if generator is None:
-        _SEED.random_()
-        return int(_SEED_VIEW)
+        slot = getattr(_LOCAL, "seed", None)
+        if slot is None:
+            t = torch.empty((), dtype=torch.int64)
+            slot = _LOCAL.seed = (t, t.numpy())
+        slot[0].random_()
+        return int(slot[1])
     from dropout_fast.torch._rng import draw_seed
     return int(draw_seed(generator))
 
