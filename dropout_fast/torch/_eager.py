@@ -89,42 +89,45 @@ def backward(da: np.ndarray, bits, seed: int, stream: int, p: float, nshape: tup
 
 class TableFunction(torch.autograd.Function):
     """Autograd for the fast path; saves the packed bits as a uint8 tensor (visible to
-    saved_tensors_hooks) or, in recompute mode, nothing."""
+    saved_tensors_hooks) or, in recompute mode, nothing. The options travel as one
+    tuple: Function.apply costs time per argument."""
 
     @staticmethod
-    def forward(ctx, x, seed, stream, p, nshape, a, b, c, keep_bits):
+    def forward(ctx, x, spec):
+        seed, stream, p, nshape, a, b, c, keep_bits = spec
         y, bits = forward(x.detach().numpy(), seed, stream, p, nshape, a, b, c, keep_bits)
         if bits is not None:
             ctx.save_for_backward(torch.from_numpy(bits))
-        ctx.args = (seed, stream, p, nshape, a, bits is not None)
+        ctx.spec = spec
         return y
 
     @staticmethod
     def backward(ctx, dy):
-        seed, stream, p, nshape, a, stored = ctx.args
-        bits = ctx.saved_tensors[0].numpy() if stored else None
+        seed, stream, p, nshape, a, b, c, stored = ctx.spec
         if torch.is_grad_enabled():  # double backward: dx is linear in dy with the same mask
             bits_t = ctx.saved_tensors[0] if stored else torch.empty(0, dtype=torch.uint8)
-            return (TableBackward.apply(dy, bits_t, seed, stream, p, nshape, a),
-                    None, None, None, None, None, None, None, None)
-        dx = backward(dy.detach().contiguous().numpy(), bits, seed, stream, p, nshape, a)
-        return dx, None, None, None, None, None, None, None, None
+            return TableBackward.apply(dy, bits_t, ctx.spec), None
+        bits = ctx.saved_tensors[0].numpy() if stored else None
+        if not dy.is_contiguous():
+            dy = dy.contiguous()
+        return backward(dy.numpy(), bits, seed, stream, p, nshape, a), None
 
 
 class TableBackward(torch.autograd.Function):
     """dx = keep ? a*dy : 0 as a differentiable function of dy (for double backward)."""
 
     @staticmethod
-    def forward(ctx, dy, bits_t, seed, stream, p, nshape, a):
+    def forward(ctx, dy, bits_t, spec):
         ctx.save_for_backward(bits_t)
-        ctx.args = (seed, stream, p, nshape, a)
+        ctx.spec = spec
+        seed, stream, p, nshape, a = spec[:5]
         bits = bits_t.numpy() if bits_t.numel() else None
         return backward(dy.detach().contiguous().numpy(), bits, seed, stream, p, nshape, a)
 
     @staticmethod
     def backward(ctx, ddx):
         (bits_t,) = ctx.saved_tensors
-        return (TableBackward.apply(ddx, bits_t, *ctx.args), None, None, None, None, None, None)
+        return TableBackward.apply(ddx, bits_t, ctx.spec), None, None
 
 
 def run(x, generator, stream: int, p: float, nshape: tuple, a: float, b: float, c: float,
@@ -133,7 +136,7 @@ def run(x, generator, stream: int, p: float, nshape: tuple, a: float, b: float, 
     without autograd the kernel writes over x itself (and bumps its version)."""
     seed = draw_seed_int(generator)
     if torch.is_grad_enabled() and x.requires_grad:
-        y = TableFunction.apply(x, seed, stream, p, nshape, a, b, c, mask == "bits")
+        y = TableFunction.apply(x, (seed, stream, p, nshape, a, b, c, mask == "bits"))
         return x.copy_(y) if inplace else y  # torch's in-place rules (leaf error, versions)
     xa = x.detach().numpy()
     if inplace:
