@@ -122,9 +122,10 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     """
     # The common case in a few checks (the same ones table_variant makes, in order of
     # cost); anything unusual takes the general path, which also raises the errors.
-    if (training is True and type(p) is float and 0.0 <= p < 1.0 and (mask == "bits" or mask == "recompute")
-            and type(input) is Tensor and input.is_cpu and input.dtype in NATIVE
-            and type(inplace) is bool and input.is_contiguous()
+    if (training is True and type(p) is float and 0.0 <= p < 1.0
+            and (mask == "bits" or mask == "recompute") and type(input) is Tensor
+            and input.is_cpu and input.dtype in NATIVE and type(inplace) is bool
+            and input.is_contiguous()
             and not torch.compiler.is_compiling()):
         return _eager.run(input, generator, stream_id(), p, tuple(input.shape),
                           1.0 / (1.0 - p), 0.0, 0.0, mask, inplace)
