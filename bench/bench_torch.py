@@ -24,6 +24,9 @@ ARGS.add_argument("--threads", type=int, default=1)
 ARGS.add_argument("--rounds", type=int, default=31)
 ARGS.add_argument("--quick", action="store_true", help="fewer rounds")
 ARGS.add_argument("--alloc", action="store_true", help="also time output allocation")
+ARGS.add_argument("--timer", choices=("wall", "cpu"), default="wall",
+                  help="wall clock, or this process's CPU time (steadier on a busy machine; "
+                       "with several threads it sums them)")
 OPTS = ARGS.parse_args()
 for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
     os.environ[var] = str(OPTS.threads)
@@ -40,6 +43,7 @@ import dropout_fast.torch as dt  # noqa: E402
 torch.set_num_threads(OPTS.threads)
 df.set_num_threads(OPTS.threads)
 ROUNDS = 7 if OPTS.quick else OPTS.rounds
+CLOCK = time.perf_counter if OPTS.timer == "wall" else time.process_time
 
 
 def _fmt(sec: float) -> str:
@@ -54,10 +58,10 @@ def interleaved(cases: dict, reps: int) -> dict:
             fn()
     for _ in range(ROUNDS):
         for name, fn in cases.items():
-            t0 = time.perf_counter()
+            t0 = CLOCK()
             for _ in range(reps):
                 fn()
-            times[name].append((time.perf_counter() - t0) / reps)
+            times[name].append((CLOCK() - t0) / reps)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -92,7 +96,7 @@ def saved_bytes(module, shape) -> int:
 
 def main() -> None:
     print(f"torch {torch.__version__}, dropout_fast {df.__version__} ({df.info()['isa']}), "
-          f"{OPTS.threads} thread(s), {ROUNDS} rounds, medians\n")
+          f"{OPTS.threads} thread(s), {ROUNDS} rounds, medians of {OPTS.timer} time\n")
     print("| shape | impl | fwd+bwd step | x torch time |")
     print("|---|---|---:|---:|")
     for shape, reps in (((256, 4096), 2 if OPTS.quick else 5), ((32, 128), 200)):
