@@ -191,6 +191,31 @@ def test_reproducible_under_manual_seed_and_seed_argument():
     assert torch.equal(d.mean, e.mean)
 
 
+def test_dropout_fast_modules_are_sampled_and_reproducible():
+    """A model patched with patch_model: its dropout_fast twins are the ones switched on
+    (and BatchNorm is not); torch.manual_seed reproduces the run."""
+    import dropout_fast.torch as dft
+
+    net = make().train()
+    report = dft.patch_model(net)
+    assert len(report) == 2
+    assert [type(m).__module__ for _, m in dropout_modules(net)] == [
+        "dropout_fast.torch.modules"] * 2
+    x = torch.randn(6, 6)
+    torch.manual_seed(4)
+    a = dft.mc_predict(net, x, samples=30)
+    torch.manual_seed(4)
+    b = dft.mc_predict(net, x, samples=30, batched=False)
+    torch.manual_seed(4)
+    c = dft.mc_predict(net, x, samples=30)
+    assert torch.equal(a.mean, c.mean) and not torch.equal(a.mean, b.mean)
+    assert float(a.mutual_information.mean()) > 0
+    assert all(m.training for m in net.modules())
+    torch.manual_seed(4)
+    ref = stacked(net, x, 30)
+    torch.testing.assert_close(b.mean, torch.softmax(ref, -1).mean(0), rtol=1e-12, atol=1e-12)
+
+
 def test_probs_output_and_low_precision():
     net = nn.Sequential(nn.Linear(3, 5), nn.Dropout(0.3), nn.Softmax(-1))
     x = torch.randn(4, 3)

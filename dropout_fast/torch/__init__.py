@@ -18,6 +18,7 @@ from dropout_fast.torch.modules import (AlphaDropout, DropPath, Dropout, Dropout
                                         Dropout3d, FeatureAlphaDropout, GaussianDropout,
                                         SpatialDropout, VariationalDropout)
 from dropout_fast.torch.patch import PatchReport, Replacement, patch_model, unpatch_model
+from dropout_fast.torch.mc import MCResult, mc_predict
 from dropout_fast.torch._rng import (draw_seed, identical_masks, numpy_generator, rank_folding,
                                      set_rank_folding, stream_id)
 from dropout_fast.torch.functional import (alpha_dropout, drop_connect, drop_path, dropout,
@@ -34,3 +35,4 @@ __all__ = [
     "SpatialDropout", "DropPath", "GaussianDropout", "VariationalDropout",
     "patch_model", "unpatch_model", "PatchReport", "Replacement",
 ]
+__all__ += ["mc_predict", "MCResult"]
