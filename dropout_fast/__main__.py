@@ -1,4 +1,4 @@
-"""Command line: ``python -m dropout_fast info`` and ``python -m dropout_fast bench``."""
+"""Command line: ``python -m dropout_fast info``, ``bench`` and ``demo``."""
 import json
 import sys
 
@@ -6,9 +6,10 @@ import sys
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: python -m dropout_fast {info,bench} [options]\n"
+        print("usage: python -m dropout_fast {info,bench,demo} [options]\n"
               "  info   version, backend, SIMD path, threads, OpenMP\n"
-              "  bench  side-by-side benchmark table (bench --help for options)")
+              "  bench  side-by-side benchmark table (bench --help for options)\n"
+              "  demo   train on digits with torch's dropout vs dropout_fast (demo --help)")
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
     if cmd == "info":
@@ -20,7 +21,11 @@ def main(argv=None) -> int:
         from dropout_fast import bench
 
         return bench.main(rest)
-    print(f"python -m dropout_fast: unknown command {cmd!r} (expected info or bench)",
+    if cmd == "demo":
+        from dropout_fast import demo
+
+        return demo.main(rest)
+    print(f"python -m dropout_fast: unknown command {cmd!r} (expected info, bench or demo)",
           file=sys.stderr)
     return 2
 
