@@ -24,7 +24,7 @@ from dropout_fast.torch import patch_model
 from dropout_fast.torch.mc import dropout_modules
 
 __all__ = ["Digits", "load", "mlp", "cnn", "Run", "train_pair", "saved_by_dropout",
-           "accuracy"]
+           "dropout_layer_time", "accuracy"]
 
 
 @dataclass
@@ -160,10 +160,12 @@ def saved_by_dropout(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor) -> Di
     -------
     dict
         ``{"dropout": bytes saved by dropout modules, "total": bytes saved by all
-        layers, parameters excluded}`` (distinct storages).
+        layers, parameters excluded}`` (distinct storages), and ``"inputs"``: the
+        (module, shape, dtype, requires_grad) of each dropout call.
     """
     inside = [0]
     seen: Dict[str, dict] = {"dropout": {}, "total": {}}
+    inputs = []
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
@@ -177,6 +179,7 @@ def saved_by_dropout(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor) -> Di
 
     def enter(module, args):
         inside[0] += 1
+        inputs.append((module, tuple(args[0].shape), args[0].dtype, args[0].requires_grad))
 
     def leave(module, args, out):
         inside[0] -= 1
@@ -195,4 +198,36 @@ def saved_by_dropout(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor) -> Di
             h.remove()
         model.zero_grad(set_to_none=True)
         model.train(was)
-    return {k: sum(v.values()) for k, v in seen.items()}
+    res = {k: sum(v.values()) for k, v in seen.items()}
+    res["inputs"] = inputs
+    return res
+
+
+def dropout_layer_time(inputs: list, reps: int = 30) -> float:
+    """Median seconds of forward + backward through the dropout layers alone.
+
+    `inputs` lists ``(module, shape, dtype, requires_grad)`` for each dropout call
+    of one training step (``saved_by_dropout(...)["inputs"]``); each repetition
+    runs every module in training mode on a fresh random input of that shape and
+    back-propagates a ones gradient when the step did (the network's input
+    dropout gets no backward: the data needs no gradient).
+    """
+    xs = [(m, torch.randn(shape, dtype=dtype, requires_grad=rg), rg)
+          for m, shape, dtype, rg in inputs]
+    grads = [torch.ones(x.shape, dtype=x.dtype) for _, x, _ in xs]
+    modes = [(m, m.training) for m, _, _ in xs]
+    for m, _ in modes:
+        m.train()
+    times = []
+    try:
+        for rep in range(reps + 3):  # 3 warm-up repetitions
+            t0 = time.perf_counter()
+            for (m, x, rg), g in zip(xs, grads):
+                y = m(x)
+                if rg:
+                    y.backward(g)
+            times.append(time.perf_counter() - t0)
+    finally:
+        for m, flag in modes:
+            m.train(flag)
+    return float(np.median(times[3:]))

@@ -206,7 +206,8 @@ def mc_predict(model: nn.Module, x: torch.Tensor, samples: int = 100, *,
         Run under ``torch.manual_seed(seed)`` inside ``torch.random.fork_rng``,
         leaving torch's global CPU generator untouched. Default: draw from the
         global generator as it stands (so ``torch.manual_seed`` before the call
-        reproduces it).
+        reproduces it). Dropout modules given their own ``generator=`` draw
+        from it, not from the global one, whatever `seed` is.
     dropout_types : type or tuple of types, optional
         Extra module classes to switch on as dropout.
     atol : float, optional
