@@ -70,6 +70,10 @@ def stream_id() -> int:
 
 def draw_seed(generator: Optional[torch.Generator]) -> torch.Tensor:
     """One 63-bit seed as a 0-d int64 tensor, drawn from `generator` (or torch's default)."""
+    if torch.compiler.is_compiling():
+        # Traced: the out-of-place draw (the compiled graph may use its own RNG for it,
+        # so compiled and eager runs draw different seeds; each is reproducible).
+        return torch.randint(0, 2**63 - 1, (), dtype=torch.int64, generator=generator)
     t = torch.empty((), dtype=torch.int64)
     if generator is None:
         return t.random_()

@@ -118,7 +118,7 @@ def _channels_first(k: int, name: str):
         check_tensor(input, "input")
         if input.dim() == k + 1 and k != 2:  # unbatched (C, *spatial), as torch accepts
             out = fn(input.unsqueeze(0), p, training, False, generator=generator, mask=mask)
-            return _result(input, out.squeeze(0), inplace) if out is not input else input
+            return input if not training else _result(input, out.squeeze(0), inplace)
         if input.dim() != k + 2:
             raise ValueError(f"input: {name} expects a {k + 2}-D input (N, C, ...)"
                              f"{'' if k == 2 else f' or a {k + 1}-D unbatched one'}, "
@@ -197,3 +197,10 @@ def gaussian_dropout(input: Tensor, p: float = 0.5, training: bool = True,
     seed = draw_seed(generator)
     y = _ops.gaussian(input, seed, stream_id(), gaussian_sigma(p), memory_perm(input))
     return _result(input, y, inplace)
+
+
+from dropout_fast.torch.fused import (bias_dropout_add, drop_block, drop_block2d,  # noqa: E402
+                                      drop_block3d, embedding_dropout, softmax_dropout)
+
+__all__ += ["drop_block", "drop_block2d", "drop_block3d", "embedding_dropout", "softmax_dropout",
+            "bias_dropout_add"]

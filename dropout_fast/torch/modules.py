@@ -18,7 +18,7 @@ from dropout_fast.torch import functional as F
 
 __all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout",
            "FeatureAlphaDropout", "SpatialDropout", "DropPath", "GaussianDropout",
-           "VariationalDropout"]
+           "VariationalDropout", "DropBlock2d", "DropBlock3d", "SoftmaxDropout", "BiasDropoutAdd"]
 
 
 class _DropoutNd(nn.Module):
@@ -160,3 +160,71 @@ class GaussianDropout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
+
+
+class _DropBlockNd(_DropoutNd):
+    _fn = None
+
+    def __init__(self, p: float, block_size: int, inplace: bool = False, eps: float = 1e-6,
+                 **kw) -> None:
+        super().__init__(p, inplace, **kw)
+        self.block_size, self.eps = block_size, eps
+        F.drop_block(torch.zeros((1, 1) + (block_size,) * self._k), p, block_size, False,
+                     eps=eps)  # validates block_size and eps now, not at the first call
+
+    def forward(self, input: Tensor) -> Tensor:
+        return type(self)._fn(input, self.p, self.block_size, self.inplace, self.eps,
+                              self.training, **self._kw())
+
+    def extra_repr(self) -> str:
+        return (f"p={self.p}, block_size={self.block_size}, inplace={self.inplace}, "
+                f"eps={self.eps}")
+
+
+class DropBlock2d(_DropBlockNd):
+    """As ``torchvision.ops.DropBlock2d(p, block_size, inplace=False, eps=1e-06)``
+    (Ghiasi et al. 2018), on (N, C, H, W)."""
+
+    _k, _fn = 2, staticmethod(F.drop_block2d)
+
+
+class DropBlock3d(_DropBlockNd):
+    """As ``torchvision.ops.DropBlock3d``, on (N, C, D, H, W)."""
+
+    _k, _fn = 3, staticmethod(F.drop_block3d)
+
+
+class SoftmaxDropout(nn.Module):
+    """Attention probabilities with dropout in one pass:
+    ``forward(scores, attn_mask=None)`` = ``dropout(softmax(scores + attn_mask, dim), p)``;
+    the plain softmax in eval mode. See `dropout_fast.torch.functional.softmax_dropout`."""
+
+    def __init__(self, p: float = 0.1, dim: int = -1, *, is_causal: bool = False,
+                 mode: str = "store", generator: Optional[torch.Generator] = None) -> None:
+        super().__init__()
+        self.p, self.dim, self.is_causal = check_p(p), dim, F._check_flag(is_causal, "is_causal")
+        if mode not in ("store", "recompute"):
+            raise ValueError(f"mode: expected 'store' or 'recompute', got {mode!r}")
+        self.mode, self.generator = mode, generator
+
+    def forward(self, scores: Tensor, attn_mask: Optional[Tensor] = None) -> Tensor:
+        return F.softmax_dropout(scores, self.p, self.dim, self.training, attn_mask=attn_mask,
+                                 is_causal=self.is_causal, mode=self.mode,
+                                 generator=self.generator)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, dim={self.dim}, is_causal={self.is_causal}, mode={self.mode!r}"
+
+
+class BiasDropoutAdd(_DropoutNd):
+    """Megatron-LM's fusion as a module: ``forward(x, bias, residual)`` =
+    ``residual + dropout(x + bias, p)``; ``residual + x + bias`` in eval mode."""
+
+    def __init__(self, p: float = 0.1, **kw) -> None:
+        super().__init__(p, False, **kw)
+
+    def forward(self, x: Tensor, bias: Optional[Tensor], residual: Tensor) -> Tensor:
+        return F.bias_dropout_add(x, bias, residual, self.p, self.training, **self._kw())
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
