@@ -106,8 +106,14 @@ def cmake_build(build, *args):
 
 @pytest.fixture(scope="module")
 def native(tmp_path_factory):
+    """The example built natively, without OpenMP (-DDF_OPENMP=OFF: the library's
+    single-threaded build, which needs no OpenMP runtime)."""
     require("cmake")
-    return cmake_build(tmp_path_factory.mktemp("native"))
+    exe = cmake_build(tmp_path_factory.mktemp("native"), "-DDF_OPENMP=OFF")
+    if shutil.which("readelf"):
+        dyn = run(["readelf", "-d", exe])
+        assert "libgomp" not in dyn and "libomp" not in dyn, dyn
+    return exe
 
 
 def test_export_roundtrip(model):
@@ -151,6 +157,27 @@ def test_native_defaults_and_errors(native, model, tmp_path):
     bad.write_bytes(raw[:4] + b"\x02" + raw[5:])
     res = subprocess.run([native, str(bad)], capture_output=True, text=True)
     assert res.returncode == 1 and "unsupported format version" in res.stderr
+
+
+def test_native_sanitized(native, model, tmp_path):
+    """The example's own code (the loader included) under ASan and UBSan, linked
+    against the CMake build's archive: clean on a good and a truncated file."""
+    cc = os.environ.get("CC", "cc")
+    require(cc)
+    exe = str(tmp_path / "edge_mc_dropout_san")
+    run([cc, "-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off",
+         "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+         "-fno-omit-frame-pointer", "-I", os.path.join(ROOT, "src_c"),
+         os.path.join(ROOT, "examples", "edge_mc_dropout.c"),
+         os.path.join(os.path.dirname(native), "libdropout_fast.a"), "-lm", "-o", exe])
+    check_matches(run([exe, model, "10", "3"]), model, 10, 3, 0)
+    with open(model, "rb") as f:
+        raw = f.read()
+    for cut in (3, 40, len(raw) - 4):
+        (tmp_path / "cut.dfm").write_bytes(raw[:cut])
+        res = subprocess.run([exe, str(tmp_path / "cut.dfm")], capture_output=True, text=True)
+        assert res.returncode == 1 and "edge_mc_dropout:" in res.stderr, res.stderr
+        assert "Sanitizer" not in res.stderr, res.stderr
 
 
 def test_aarch64_qemu_matches_python(model, tmp_path):
