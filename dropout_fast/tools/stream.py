@@ -35,6 +35,7 @@ import sys
 from collections.abc import Iterator
 from typing import BinaryIO
 
+import numba
 import numpy as np
 
 from dropout_fast import _config
@@ -106,6 +107,24 @@ def mask_chunks(seed: int, offset: int, p: float,
         offset = (offset + chunk // 8) % _U96
 
 
+@numba.njit(cache=False, nogil=True)
+def _vn_kernel(packed, out, acc, nacc):  # pragma: no cover - compiled by Numba
+    j = 0
+    for byte in packed:
+        for k in range(4):
+            b0 = (byte >> (2 * k)) & 1
+            b1 = (byte >> (2 * k + 1)) & 1
+            if b0 != b1:
+                acc |= b0 << nacc
+                nacc += 1
+                if nacc == 8:
+                    out[j] = acc
+                    j += 1
+                    acc = 0
+                    nacc = 0
+    return j, acc, nacc
+
+
 def von_neumann(chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
     """Von Neumann's extractor over a stream of packed bits (bit i % 8 of byte i // 8).
 
@@ -113,14 +132,13 @@ def von_neumann(chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
     equal bits give nothing. Output bits are packed the same way; bits that do
     not fill a byte wait for the next chunk.
     """
-    pending = np.empty(0, dtype=np.uint8)
+    acc = nacc = 0
+    out = None
     for packed in chunks:
-        b = np.unpackbits(packed, bitorder="little")
-        first, second = b[0::2], b[1::2]
-        out = np.concatenate([pending, first[first != second]])
-        whole = out.size - out.size % 8
-        pending = out[whole:]
-        yield np.packbits(out[:whole], bitorder="little")
+        if out is None or out.size < packed.size // 2:
+            out = np.empty(packed.size // 2 + 1, np.uint8)  # at most 4 bits per byte
+        n, acc, nacc = _vn_kernel(packed, out, acc, nacc)
+        yield out[:n]
 
 
 def write(chunks: Iterator[np.ndarray], count: int | None, dest: BinaryIO) -> int:
