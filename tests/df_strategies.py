@@ -7,6 +7,7 @@ copy of the base, so an in-place call can be checked against an out-of-place
 one, and every byte of the base outside the view can be checked untouched.
 """
 import contextlib
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,8 +15,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 import dropout_fast as df
-from dropout_fast import _config
-from dropout_fast import reference
+from dropout_fast import _config, reference
 
 # CI reproducibility: the same examples on every run (derandomize), no example
 # database on disk, no per-example deadline (a Numba compile can land in any one).
@@ -85,7 +85,7 @@ def values(seed: int, shape: tuple, dtype, finite: bool) -> np.ndarray:
     """Normal values; unless finite, with NaN, +-inf, -0.0, denormals and the
     dtype's max (which overflows when scaled) at a few places."""
     rng = np.random.default_rng(seed)
-    a = (rng.standard_normal(shape) * 4).astype(dtype)
+    a = np.asarray(rng.standard_normal(shape) * 4, dtype=dtype)  # an array even for ()
     if not finite and a.size:
         fi = np.finfo(dtype)
         specials = np.array([np.nan, np.inf, -np.inf, -0.0, fi.tiny / 4, -fi.tiny / 8, fi.max],
@@ -167,3 +167,39 @@ def strided_out(shape, dtype):
     """A non-contiguous output view of `shape` and its guard base (filled with NaN)."""
     base = np.full(tuple(shape) + (2,), np.nan, dtype)
     return base, base[..., 0]
+
+
+def unpack(bits, shape):
+    n = math.prod(shape)
+    return np.unpackbits(bits, count=n, bitorder="little").view(bool).reshape(shape)
+
+
+def overflows(stream, count):
+    """Whether a call reserving ceil(count / 8) blocks passes the 96-bit counter."""
+    return stream.offset + (count + 7) // 8 > 2**96
+
+
+def run_or_overflow(fn, stream, count):
+    """on_both(fn), or None when the offset overflows (checked to be the reason)."""
+    try:
+        return on_both(fn)
+    except OverflowError:
+        assert overflows(stream, count)
+        return None
+
+
+def check_out_forms(lay, call, want):
+    """call(x, out) with out a strided array and with out=x (in place) gives
+    `want` bit for bit, returns out, and writes nothing else."""
+    guard, out = strided_out(lay.shape, lay.base.dtype)
+    assert call(lay.x, out) is out
+    assert_bits(out, want, "strided out")
+    assert np.isnan(guard[..., 1]).all(), "out= wrote outside the view"
+    if lay.broadcast:  # a read-only view: out=x is refused elsewhere (test_errors)
+        return
+    base = lay.base.copy()
+    x = lay.view(base)
+    assert call(x, x) is x
+    assert_bits(x, want, "out=x")
+    rest = lay.outside()
+    assert base.reshape(-1)[rest].tobytes() == lay.base.reshape(-1)[rest].tobytes()
