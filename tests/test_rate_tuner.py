@@ -114,3 +114,29 @@ def test_docstring_examples():
 
     result = doctest.testmod(_tuner)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_tune_digits_follows_the_rule():
+    pytest.importorskip("sklearn")
+    from dropout_fast.advise._digits import format_tuning, load_digits, tune_digits
+
+    x, y = load_digits()
+    assert x.shape == (1797, 64) and x.dtype == np.float32 and 0 <= x.min() <= x.max() <= 1
+    assert sorted(set(y.tolist())) == list(range(10))
+    seen = []
+    steps = tune_digits(quick=True, seed=1, progress=seen.append)
+    assert seen == steps and 1 <= len(steps) <= 4
+    rate = 0.2
+    for i, s in enumerate(steps, 1):
+        assert s.rate == rate and s.epoch == 10 * i
+        assert len(s.history["train_acc"]) == len(s.history["val_acc"]) == 10
+        assert s.val_acc > 0.8                        # the MLP learns the digits
+        expected = RateTuner(window=10).suggest(s.history, rate=s.rate)
+        assert s.advice == expected and s.gap == expected.gap
+        if s.gap > 0.05 and s.rate < 0.5:
+            assert s.advice.action == "raise"
+        rate = s.advice.rate
+        assert 0.0 <= rate <= 0.5
+    assert steps[-1].advice.action == "keep" or len(steps) == 4
+    table = format_tuning(steps)
+    assert len(table.splitlines()) == len(steps) + 3 and "chosen rate" in table
