@@ -307,3 +307,30 @@ def test_docstring_examples():
 
     result = doctest.testmod(dropout_fast.advise)
     assert result.failed == 0 and result.attempted > 0
+
+
+# --- README ----------------------------------------------------------------------------------
+
+README = __import__("pathlib").Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_audit_tables_are_the_cli_output(capsys):
+    import re
+
+    blocks = re.findall(r"```text\n\$ python -m dropout_fast audit (\S+)\n(.*?)```",
+                        README.read_text(), flags=re.S)
+    assert {spec.rsplit(":", 1)[1] for spec, _ in blocks} >= {"small_resnet",
+                                                             "transformer_encoder"}
+    for spec, shown in blocks:
+        code = _cli.main([spec])
+        assert capsys.readouterr().out == shown, f"README table of {spec} is stale"
+        assert code == (0 if spec.rsplit(":", 1)[1].startswith("fixed_") else 1)
+
+
+def test_readme_torch_examples_run():
+    import re
+
+    blocks = re.findall(r"```py\n(.*?)```", README.read_text(), flags=re.S)
+    assert blocks
+    for i, code in enumerate(blocks):
+        exec(compile(code, f"README.md py block {i}", "exec"), {})

@@ -1,7 +1,8 @@
 """Dropout advice as software: audit a torch model's dropout placement and
 rates (`audit`), and tune the rate from the train/validation gap (`RateTuner`).
 
-`RateTuner` needs only numpy; `audit` needs torch (imported on first use).
+`RateTuner` needs only numpy; `audit` needs torch (imported on first use);
+`tune_digits` (the tuner on scikit-learn's digits data) needs scikit-learn.
 """
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import json
 import textwrap
 from typing import Any
 
+from dropout_fast.advise._digits import TuningStep, format_tuning, tune_digits
 from dropout_fast.advise._tuner import RateAdvice, RateTuner
 
-__all__ = ["audit", "AuditReport", "Finding", "RateTuner", "RateAdvice"]
+__all__ = ["AuditReport", "Finding", "RateAdvice", "RateTuner", "TuningStep", "audit",
+           "format_tuning", "tune_digits"]
 
 TASKS = ("classification", "regression")
 
@@ -77,9 +80,11 @@ class AuditReport(list):
             lines.append(f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:<{w[2]}}  {body[0]}".rstrip())
             lines += [" " * indent + b for b in body[1:]]
         counts = {s: sum(f.severity == s for f in self) for s in ("error", "warning", "info")}
-        plural = "" if len(self) == 1 else "s"
-        lines.append(f"{len(self)} finding{plural} ({counts['error']} errors, "
-                     f"{counts['warning']} warnings, {counts['info']} info); "
+        def n(k, word):
+            return f"{k} {word}{'' if k == 1 else 's'}"
+
+        lines.append(f"{n(len(self), 'finding')} ({n(counts['error'], 'error')}, "
+                     f"{n(counts['warning'], 'warning')}, {counts['info']} info); "
                      f"placement from {self.placement}")
         return "\n".join(lines)
 
