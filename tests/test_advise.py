@@ -202,6 +202,40 @@ def test_embedding_rate():
     assert "embedding-rate" not in rules(audit(models.fixed_transformer_encoder()))
 
 
+def test_standalone_attention_rate():
+    class Attn(nn.Module):
+        def __init__(self, p):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(16, 2, dropout=p, batch_first=True)
+
+        def forward(self, x):
+            return self.attn(x, x, x)[0]
+
+    found = [(f.path, f.severity) for f in audit(Attn(0.5)) if f.rule == "transformer-rate"]
+    assert found == [("attn", "warning")]
+    assert not audit(Attn(0.1))
+
+
+class Functional(nn.Module):
+    def __init__(self, p):
+        super().__init__()
+        self.conv, self.fc, self.p = nn.Conv2d(3, 8, 3), nn.Linear(8, 4), p
+
+    def forward(self, x):
+        h = nn.functional.dropout(torch.relu(self.conv(x)), 0.2, self.training)
+        h = h.mean(dim=(2, 3))
+        return self.fc(nn.functional.dropout(h, p=self.p, training=self.training))
+
+
+def test_functional_dropout_calls_are_sites():
+    report = audit(Functional(0.8))
+    got = {(f.path.split(" ")[1], f.rule, f.severity) for f in report}
+    assert ("(F.dropout)", "spatial", "warning") in got
+    assert ("(F.dropout)", "dense-rate", "error") in got
+    assert "patchable" not in rules(report)                  # no modules to swap
+    assert not audit(Functional(0.4)).errors
+
+
 # --- patchable, fallback, bad input ----------------------------------------------------------
 
 def test_patchable_note_names_patch_model():

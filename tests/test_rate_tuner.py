@@ -87,6 +87,13 @@ def test_pandas_like_mapping():
     assert RateTuner().suggest(frame).action == "raise"
 
 
+def test_finding_needs_no_torch():
+    from dropout_fast.advise import Finding
+
+    f = Finding("error", "head.2", "dense-rate", "Dropout(p=0.7)", "use 0.3-0.5", "Srivastava")
+    assert f.to_dict()["rule"] == "dense-rate"
+
+
 def test_bad_input():
     t = RateTuner()
     with pytest.raises(ValueError, match="history: expected a mapping"):

@@ -11,20 +11,13 @@ import textwrap
 from typing import Any
 
 from dropout_fast.advise._digits import TuningStep, format_tuning, tune_digits
+from dropout_fast.advise._finding import Finding
 from dropout_fast.advise._tuner import RateAdvice, RateTuner
 
 __all__ = ["AuditReport", "Finding", "RateAdvice", "RateTuner", "TuningStep", "audit",
            "format_tuning", "tune_digits"]
 
 TASKS = ("classification", "regression")
-
-
-def __getattr__(name):
-    if name == "Finding":                    # lives with the rules, which import torch
-        from dropout_fast.advise._rules import Finding
-
-        return Finding
-    raise AttributeError(f"module 'dropout_fast.advise' has no attribute {name!r}")
 
 
 class AuditReport(list):
@@ -153,7 +146,7 @@ def audit(model: Any, *, task: str = "classification", example_input: Any = None
     placement = analyse(model, example_input)
     findings = []
     if placement.note is not None:
-        findings.append(_rules.Finding(
+        findings.append(Finding(
             "info", "", "trace-fallback", f"torch.fx could not trace the model "
             f"({placement.note})", f"placement read from the {placement.method.replace('-', ' ')}"
             "; skip-connection and residual BatchNorm rules need a traceable model",

@@ -40,14 +40,15 @@ _KINDS = (
 LEAF_TYPES = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer, nn.Transformer,
               nn.TransformerEncoder, nn.TransformerDecoder, nn.MultiheadAttention, nn.RNNBase)
 
-_FLATTEN_FUNCS = {torch.flatten, torch.reshape}
-_FLATTEN_METHODS = {"flatten", "view", "reshape"}
+# Reshapes and global reductions: after them the features are dense, not maps.
+_FLATTEN_FUNCS = {torch.flatten, torch.reshape, torch.mean, torch.amax}
+_FLATTEN_METHODS = {"flatten", "view", "reshape", "mean", "amax"}
 _TRANSPARENT_FUNCS = {torch.relu, torch.tanh, torch.sigmoid, nn.functional.relu,
                       nn.functional.gelu, nn.functional.silu, nn.functional.leaky_relu,
                       nn.functional.max_pool1d, nn.functional.max_pool2d,
                       nn.functional.avg_pool1d, nn.functional.avg_pool2d,
                       nn.functional.adaptive_avg_pool2d, operator.getitem}
-_TRANSPARENT_METHODS = {"relu", "tanh", "sigmoid", "contiguous", "mean", "squeeze", "unsqueeze",
+_TRANSPARENT_METHODS = {"relu", "tanh", "sigmoid", "contiguous", "squeeze", "unsqueeze",
                         "permute", "transpose"}
 _ADD = {operator.add, operator.iadd, torch.add}
 _DROPOUT_FUNCS = {nn.functional.dropout: "elementwise", nn.functional.dropout1d: "spatial",

@@ -23,11 +23,11 @@ returns `Finding` records. The ranges are the usual ones from the literature:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
 from torch import nn
 
+from dropout_fast.advise._finding import Finding
 from dropout_fast.advise._placement import Placement, Site, is_torch_dropout
 
 SRIVASTAVA = "Srivastava et al. 2014"
@@ -47,43 +47,6 @@ RANGES = {
     "attention": (0.0, 0.2),
     "embedding": (0.05, 0.1),
 }
-SEVERITIES = ("error", "warning", "info")
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One result of the audit.
-
-    Attributes
-    ----------
-    severity : {"error", "warning", "info"}
-        error: likely to hurt training; warning: outside the usual practice;
-        info: a note (nothing wrong).
-    path : str
-        The module path in the model ("" for the model as a whole).
-    rule : str
-        The rule id, e.g. "dense-rate".
-    found : str
-        What the audit saw.
-    advice : str
-        What to do.
-    source : str
-        Where the rule comes from.
-    """
-
-    severity: str
-    path: str
-    rule: str
-    found: str
-    advice: str
-    source: str
-
-    def to_dict(self) -> dict:
-        """The finding as a JSON-ready dict."""
-        return {k: getattr(self, k) for k in ("severity", "path", "rule", "found", "advice",
-                                              "source")}
-
-
 def _name(site: Site) -> str:
     kind = type(site.module).__name__ if site.module is not None else "dropout"
     return f"{kind}(p={site.p:g})" if site.p is not None else kind
