@@ -137,7 +137,8 @@ def audit(model: Any, *, task: str = "classification", example_input: Any = None
     except ImportError:                      # pragma: no cover - torch is an extra
         raise ImportError("dropout_fast.advise.audit needs PyTorch (pip install torch)") from None
     from dropout_fast.advise import _rules
-    from dropout_fast.advise._placement import LEAF_TYPES, analyse
+    from dropout_fast.advise._placement import analyse
+    from dropout_fast.advise._sites import LEAF_TYPES
 
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")

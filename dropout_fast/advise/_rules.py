@@ -28,7 +28,7 @@ from typing import Optional
 from torch import nn
 
 from dropout_fast.advise._finding import Finding
-from dropout_fast.advise._placement import Placement, Site, is_torch_dropout
+from dropout_fast.advise._sites import Placement, Site, is_torch_dropout
 
 SRIVASTAVA = "Srivastava et al. 2014"
 TOMPSON = "Tompson et al. 2015"
