@@ -9,8 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-from dropout_fast.advise import AuditReport, audit  # noqa: E402
-from dropout_fast.advise import _cli  # noqa: E402
+from dropout_fast.advise import AuditReport, _cli, audit  # noqa: E402
 from dropout_fast.examples import models  # noqa: E402
 
 
@@ -48,6 +47,17 @@ def test_dense_rate_outside_the_usual_range_warns():
         ("2", "dense-rate", "warning")]
     low = audit(mlp(0.3, 0.1))                       # head below 0.3: a note, not a warning
     assert [(f.path, f.severity) for f in low if f.rule == "dense-rate"] == [("5", "info")]
+
+
+def test_input_dropout_range():
+    def net(p):
+        return nn.Sequential(nn.Dropout(p), nn.Linear(20, 64), nn.ReLU(), nn.Dropout(0.5),
+                             nn.Linear(64, 3))
+
+    assert rules(audit(net(0.2))) == {"patchable"}            # Srivastava et al.: keep 80%
+    found = [f for f in audit(net(0.3)) if f.rule == "dense-rate"]
+    assert [(f.path, f.severity) for f in found] == [("0", "warning")]
+    assert "on the inputs" in found[0].found
 
 
 # --- convolutions ----------------------------------------------------------------------------
@@ -109,6 +119,29 @@ class Net(nn.Module):
 def test_dropout_on_the_skip_connection_is_an_error():
     report = audit(Net(Block("skip")))
     assert [(f.path, f.rule) for f in report.errors] == [("block.drop", "skip-path")]
+
+
+class Projection(nn.Module):
+    """A downsampling block: out = branch(x) + shortcut(x), shortcut a 1x1 conv + BN."""
+
+    def __init__(self, where):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16)
+        self.conv2, self.bn2 = nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16)
+        self.proj = nn.Sequential(nn.Conv2d(8, 16, 1, stride=2), nn.BatchNorm2d(16))
+        self.drop, self.where = nn.Dropout2d(0.1), where
+
+    def forward(self, x):
+        branch = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        if self.where == "skip":
+            return torch.relu(branch + self.drop(self.proj(x)))
+        return torch.relu(self.drop(branch) + self.proj(x))
+
+
+def test_dropout_on_a_projection_shortcut_is_an_error():
+    assert [(f.path, f.rule) for f in audit(Net(Projection("skip"))).errors] == [
+        ("block.drop", "skip-path")]
+    assert not audit(Net(Projection("branch"))).errors
 
 
 def test_dropout_inside_the_residual_branch_is_fine():

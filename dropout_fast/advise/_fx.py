@@ -127,6 +127,8 @@ def from_graph(graph: fx.Graph, modules: dict) -> Placement:
                 continue
             break
         site.flattened = flat
+        site.at_input = (site.prev is None and isinstance(src, fx.Node)
+                         and src.op == "placeholder")
         site.first_conv = bool(site.prev_core and site.prev_core.kind == "conv" and convs
                                and site.prev_core.path == convs[0])
         _forward_walk(node, info, anc, site)
@@ -163,10 +165,8 @@ def _forward_walk(node: fx.Node, info: dict, anc: dict, site: Site) -> None:
             elif k == "add" and cur is node and drop_in is not None:
                 other = [a for a in user.args[:2] if isinstance(a, fx.Node) and a is not via]
                 if other:
-                    if _reaches(drop_in, other[0], node):
-                        site.on_skip = True
-                    elif other[0] in anc[drop_in]:
-                        site.in_branch = True
+                    side = _add_side(drop_in, other[0], node, info, anc)
+                    site.on_skip, site.in_branch = side == "skip", side == "branch"
             elif lay is not None:
                 site.next = site.next or lay
                 if k == "batchnorm":
@@ -178,6 +178,33 @@ def _forward_walk(node: fx.Node, info: dict, anc: dict, site: Site) -> None:
                     site.is_head = k == "linear" and _reaches_output(user, info)
                     site.downstream_bn |= any(info[u][0] == "batchnorm"
                                               for u, _ in _users_through(user, info))
+
+
+def _add_side(drop_in: fx.Node, other: fx.Node, drop: fx.Node, info: dict, anc: dict):
+    """Which side of a residual add the dropout is on: "skip" when the other
+    operand is computed from the dropout's (undropped) input, "branch" when the
+    dropout's input is computed from the other operand; when both come from a
+    common source (a projection shortcut), the side with fewer layers is the
+    skip. None when the add is not a residual join or the dropout feeds both sides."""
+    if drop in anc[other]:                    # it feeds both sides: before the block
+        return None
+    if _reaches(drop_in, other, drop):
+        return "skip"
+    if other in anc[drop_in]:
+        return "branch"
+    common = (anc[other] | {other}) & (anc[drop_in] | {drop_in})
+    common = [c for c in common if c.op != "get_attr"]
+    if not common:
+        return None
+    index = {n: i for i, n in enumerate(anc)}
+    c = max(common, key=index.__getitem__)
+
+    def layers(n):
+        return sum(1 for m in (anc[n] | {n}) - anc[c] - {c}
+                   if info[m][1] is not None and info[m][0] not in PASS)
+
+    mine, theirs = layers(drop_in), layers(other)
+    return "skip" if mine < theirs else "branch" if mine > theirs else None
 
 
 def _strip(node: fx.Node, info: dict) -> fx.Node:

@@ -100,6 +100,7 @@ def _from_order(model: nn.Module, modules: dict, shapes, note: str) -> Placement
             if k not in ("batchnorm", "norm"):
                 site.prev_core = seq[j]
                 break
+        site.at_input = site.prev is None
         rest = [s for s in seq[i + 1:] if s.kind not in PASS]
         site.at_output = not rest
         if rest:

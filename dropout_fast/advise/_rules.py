@@ -39,6 +39,7 @@ HE = "He et al. 2016"
 
 # (low, high) recommended rates by layer type.
 RANGES = {
+    "dense-input": (0.0, 0.2),
     "dense-head": (0.3, 0.5),
     "dense": (0.2, 0.4),
     "conv-early": (0.0, 0.1),
@@ -71,12 +72,14 @@ def _is_conv(site: Site) -> bool:
 
 
 def rule_dense_rate(site: Site) -> list:
-    """Dense layers: head 0.3-0.5, intermediate 0.2-0.4; above 0.5 likely to hurt."""
+    """Dense layers: head 0.3-0.5, intermediate 0.2-0.4, inputs 0.0-0.2 (Srivastava
+    et al. keep 80% of inputs); above 0.5 likely to hurt."""
     if site.p is None or not _is_dense(site) or _is_conv(site) or site.at_output:
         return []
-    key = "dense-head" if site.is_head else "dense"
+    key = "dense-input" if site.at_input else "dense-head" if site.is_head else "dense"
     lo, hi = RANGES[key]
-    where = "before the classification head" if site.is_head else "between dense layers"
+    where = {"dense-input": "on the inputs", "dense-head": "before the classification head",
+             "dense": "between dense layers"}[key]
     found = f"{_name(site)} {where}"
     if site.p > 0.5:
         return [Finding("error", site.path, "dense-rate", f"{found}: above 0.5",

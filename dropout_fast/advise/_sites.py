@@ -101,6 +101,7 @@ class Site:
     at_output: bool = False        # nothing but transparent ops between it and the output
     first_conv: bool = False       # prev_core is the model's first convolution
     is_head: bool = False          # next_core is the last Linear before the output
+    at_input: bool = False         # drops the model's input (no layer before it)
     input_ndim: Optional[int] = None  # from the example input, when given
 
 
