@@ -78,7 +78,7 @@ def rule_dense_rate(site: Site) -> list:
         return []
     key = "dense-input" if site.at_input else "dense-head" if site.is_head else "dense"
     lo, hi = RANGES[key]
-    where = {"dense-input": "on the inputs", "dense-head": "before the classification head",
+    where = {"dense-input": "on the inputs", "dense-head": "before the output layer",
              "dense": "between dense layers"}[key]
     found = f"{_name(site)} {where}"
     if site.p > 0.5:
