@@ -279,6 +279,16 @@ def test_patchable_note_names_patch_model():
     assert "patchable" not in rules(audit(nn.Sequential(nn.Linear(4, 4))))
 
 
+def test_a_patched_model_gets_the_same_advice():
+    patch = pytest.importorskip("dropout_fast.torch").patch_model
+    for factory in (models.small_resnet, models.transformer_encoder, models.fixed_small_resnet):
+        before = audit(factory())
+        model = factory()
+        assert len(patch(model)) > 0
+        after = audit(model)
+        assert [f for f in before if f.rule != "patchable"] == list(after)
+
+
 class Untraceable(nn.Module):
     def __init__(self):
         super().__init__()

@@ -53,8 +53,8 @@ def dropout_kind(module: nn.Module) -> Optional[str]:
     if isinstance(module, nn.modules.dropout._DropoutNd):
         pass
     elif not (type(module).__module__.startswith("dropout_fast") and "Dropout" in name
-              and hasattr(module, "p")):
-        return None
+              and hasattr(module, "p")) or "Softmax" in name or name.endswith("Add"):
+        return None                          # fused attention/residual ops are not sites
     if "Alpha" in name:
         return "alpha"
     if any(s in name for s in ("1d", "2d", "3d", "Spatial", "Feature", "Variational")):
@@ -63,9 +63,13 @@ def dropout_kind(module: nn.Module) -> Optional[str]:
 
 
 def is_torch_dropout(module: nn.Module) -> bool:
-    """A module of torch's own dropout family (what patch_model would replace)."""
-    return (isinstance(module, nn.modules.dropout._DropoutNd)
-            and type(module).__module__.startswith("torch."))
+    """A module of torch's own dropout classes, exactly (what
+    dropout_fast.torch.patch_model replaces; a user's subclass may override forward)."""
+    return type(module) in _TORCH_DROPOUTS
+
+
+_TORCH_DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
+                   nn.FeatureAlphaDropout)
 
 
 @dataclass
