@@ -355,6 +355,24 @@ def test_cli_exit_codes_and_table(capsys):
     assert json.loads(capsys.readouterr().out)["model"] == "SmallResNet"
 
 
+def test_cli_user_module_and_regression_task(tmp_path, monkeypatch, capsys):
+    (tmp_path / "my_models.py").write_text(
+        "from torch import nn\n"
+        "def regressor():\n"
+        "    return nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1), nn.Dropout(0.1))\n"
+        "broken = 1 / 0 if False else None\n")
+    (tmp_path / "raises_on_import.py").write_text("raise RuntimeError('boom')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert _cli.main(["my_models:regressor"]) == 0              # logits: only a warning
+    assert "output" in capsys.readouterr().out
+    assert _cli.main(["my_models:regressor", "--task", "regression"]) == 1
+    assert "regression-output" in capsys.readouterr().out
+    assert _cli.main(["raises_on_import:x"]) == 2
+    assert "cannot import 'raises_on_import' (RuntimeError: boom)" in capsys.readouterr().err
+    assert _cli.main(["my_models:broken"]) == 2
+    assert "is a NoneType, not a callable" in capsys.readouterr().err
+
+
 def test_cli_bad_input(capsys):
     cases = [
         (["no_such_module_xyz:factory"], "cannot import 'no_such_module_xyz'"),
