@@ -146,4 +146,4 @@ def test_tune_digits_follows_the_rule():
         assert 0.0 <= rate <= 0.5
     assert steps[-1].advice.action == "keep" or len(steps) == 4
     table = format_tuning(steps)
-    assert len(table.splitlines()) == len(steps) + 3 and "chosen rate" in table
+    assert len(table.splitlines()) == len(steps) + 4 and "chosen rate" in table
