@@ -229,6 +229,28 @@ def test_transformer_layer_unusual_rates_warn():
     assert paths == {"encoder.layers.0", "encoder.layers.1"}
 
 
+class PreNormBlock(nn.Module):
+    """A hand-written pre-norm transformer block: residual dropout after attention and MLP."""
+
+    def __init__(self, p):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(16), nn.LayerNorm(16)
+        self.attn = nn.MultiheadAttention(16, 2, dropout=0.1, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(16, 64), nn.GELU(), nn.Linear(64, 16))
+        self.d1, self.d2 = nn.Dropout(p), nn.Dropout(p)
+
+    def forward(self, x):
+        h = self.ln1(x)
+        x = x + self.d1(self.attn(h, h, h, need_weights=False)[0])
+        return x + self.d2(self.mlp(self.ln2(x)))
+
+
+def test_hand_written_transformer_residual_dropout():
+    assert rules(audit(nn.Sequential(PreNormBlock(0.1), PreNormBlock(0.1)))) == {"patchable"}
+    found = {(f.path, f.rule) for f in audit(PreNormBlock(0.3)) if f.severity == "warning"}
+    assert found == {("d1", "residual-rate"), ("d2", "residual-rate")}
+
+
 def test_embedding_rate():
     report = audit(models.transformer_encoder())
     assert ("embed_drop", "embedding-rate") in {(f.path, f.rule) for f in report}

@@ -161,6 +161,7 @@ def audit(model: Any, *, task: str = "classification", example_input: Any = None
         findings += _rules.rule_output(site, task)
         findings += _rules.rule_recurrent_site(site)
         findings += _rules.rule_embedding(site)
+        findings += _rules.rule_residual_rate(site)
     for path, m in model.named_modules():
         if isinstance(m, LEAF_TYPES):
             findings += _rules.rule_rnn_module(path, m)

@@ -58,7 +58,15 @@ def _rng(key: str) -> str:
     return f"{lo:g}-{hi:g}"
 
 
+def _is_residual_branch(site: Site) -> bool:
+    """Dropout at the end of a dense or attention residual branch (transformer style)."""
+    return bool(site.in_branch and site.next_core is None and site.prev_core is not None
+                and site.prev_core.kind in ("linear", "attention"))
+
+
 def _is_dense(site: Site) -> bool:
+    if _is_residual_branch(site):
+        return False
     core = site.next_core or site.prev_core
     if site.flattened or (site.next_core is not None and site.next_core.kind == "linear"):
         return True
@@ -222,6 +230,16 @@ def rule_transformer(path: str, m: nn.Module) -> list:
     return [Finding("warning", path, "transformer-rate",
                     f"{type(m).__name__} with {listed}: outside {_rng('attention')}",
                     "attention and residual dropout 0.1 (0.0 for large data)", VASWANI)]
+
+
+def rule_residual_rate(site: Site) -> list:
+    """Dropout on a dense/attention residual branch (before the add): 0.0-0.2."""
+    hi = RANGES["attention"][1]
+    if site.p is None or not _is_residual_branch(site) or site.p <= hi:
+        return []
+    return [Finding("warning", site.path, "residual-rate",
+                    f"{_name(site)} on a residual branch after {site.prev_core.path}: "
+                    f"above {hi:g}", "residual dropout 0.1 (0.0 for large data)", VASWANI)]
 
 
 def rule_embedding(site: Site) -> list:
