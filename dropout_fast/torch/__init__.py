@@ -19,6 +19,7 @@ from dropout_fast.torch.modules import (AlphaDropout, BiasDropoutAdd, DropBlock2
                                         FeatureAlphaDropout, GaussianDropout, SoftmaxDropout,
                                         SpatialDropout, VariationalDropout)
 from dropout_fast.torch.patch import PatchReport, Replacement, patch_model, unpatch_model
+from dropout_fast.torch.mc import MCResult, mc_predict
 from dropout_fast.torch._rng import (draw_seed, identical_masks, numpy_generator, rank_folding,
                                      set_rank_folding, stream_id)
 from dropout_fast.torch.functional import (alpha_dropout, bias_dropout_add, drop_block,
@@ -40,3 +41,4 @@ __all__ = [
     "DropBlock3d", "SoftmaxDropout", "BiasDropoutAdd",
     "patch_model", "unpatch_model", "PatchReport", "Replacement",
 ]
+__all__ += ["mc_predict", "MCResult"]
