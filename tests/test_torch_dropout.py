@@ -137,6 +137,23 @@ def test_inplace_semantics_like_torch():
     assert torch.equal(leaf.grad, (out.detach() != 0).float() * 2.0)
 
 
+@pytest.mark.parametrize("context", ["no_grad", "inference_mode"])
+def test_inplace_without_autograd_writes_over_the_input(context):
+    x = torch.ones(64, 33, requires_grad=context == "no_grad")
+    ctx = torch.no_grad() if context == "no_grad" else torch.inference_mode()
+    with ctx:
+        if context == "inference_mode":
+            x = torch.ones(64, 33)
+        s = _seed_of_next_call()
+        before = x._version if context == "no_grad" else None
+        y = dt.dropout(x, 0.5, inplace=True)
+    assert y is x
+    if before is not None:
+        assert x._version > before
+    ref = df.dropout(np.ones((64, 33), np.float32), 0.5, rng=dt.numpy_generator(s, 0))
+    assert np.array_equal(x.detach().numpy(), ref)
+
+
 def test_bad_inputs():
     x = torch.randn(3, 4)
     with pytest.raises(ValueError, match="p"):

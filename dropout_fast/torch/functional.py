@@ -19,8 +19,8 @@ from torch import Tensor
 from dropout_fast._gaussian import check_gaussian_p, gaussian_sigma
 from dropout_fast._variants import VARIANTS
 from dropout_fast.api import MASK_MODES, check_p
-from dropout_fast.torch import _ops
-from dropout_fast.torch._bridge import check_tensor, memory_perm
+from dropout_fast.torch import _eager, _ops
+from dropout_fast.torch._bridge import NATIVE, check_tensor, memory_perm
 from dropout_fast.torch._rng import draw_seed, stream_id
 
 __all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d", "spatial_dropout", "alpha_dropout",
@@ -59,6 +59,8 @@ def table_variant(variant: str, x: Tensor, p: float, training: bool, inplace: bo
     if not training:
         return x
     a, b, c = VARIANTS[variant].coefficients(p, **options)
+    if x.dtype in NATIVE and x.is_contiguous() and not torch.compiler.is_compiling():
+        return _eager.run(x, generator, stream_id(), p, noise_shape, a, b, c, mask, inplace)
     seed = draw_seed(generator)
     keep_bits = mask == "bits" and x.requires_grad and torch.is_grad_enabled()
     y = _ops.masked_fwd(x, seed, stream_id(), p, list(noise_shape), memory_perm(x),
@@ -96,6 +98,14 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     >>> sorted(set(y.tolist()) | {0.0, 2.0})
     [0.0, 2.0]
     """
+    # The common case in a few checks (the same ones table_variant makes, in order of
+    # cost); anything unusual takes the general path, which also raises the errors.
+    if (training is True and type(p) is float and 0.0 <= p < 1.0 and (mask == "bits" or mask == "recompute")
+            and type(input) is Tensor and input.is_cpu and input.dtype in NATIVE
+            and type(inplace) is bool and input.is_contiguous()
+            and not torch.compiler.is_compiling()):
+        return _eager.run(input, generator, stream_id(), p, tuple(input.shape),
+                          1.0 / (1.0 - p), 0.0, 0.0, mask, inplace)
     return table_variant("dropout", input, p, training, inplace, generator, mask)
 
 
