@@ -9,8 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-from dropout_fast.advise import AuditReport, audit  # noqa: E402
-from dropout_fast.advise import _cli  # noqa: E402
+from dropout_fast.advise import AuditReport, _cli, audit  # noqa: E402
 from dropout_fast.examples import models  # noqa: E402
 
 
@@ -48,6 +47,17 @@ def test_dense_rate_outside_the_usual_range_warns():
         ("2", "dense-rate", "warning")]
     low = audit(mlp(0.3, 0.1))                       # head below 0.3: a note, not a warning
     assert [(f.path, f.severity) for f in low if f.rule == "dense-rate"] == [("5", "info")]
+
+
+def test_input_dropout_range():
+    def net(p):
+        return nn.Sequential(nn.Dropout(p), nn.Linear(20, 64), nn.ReLU(), nn.Dropout(0.5),
+                             nn.Linear(64, 3))
+
+    assert rules(audit(net(0.2))) == {"patchable"}            # Srivastava et al.: keep 80%
+    found = [f for f in audit(net(0.3)) if f.rule == "dense-rate"]
+    assert [(f.path, f.severity) for f in found] == [("0", "warning")]
+    assert "on the inputs" in found[0].found
 
 
 # --- convolutions ----------------------------------------------------------------------------
@@ -109,6 +119,29 @@ class Net(nn.Module):
 def test_dropout_on_the_skip_connection_is_an_error():
     report = audit(Net(Block("skip")))
     assert [(f.path, f.rule) for f in report.errors] == [("block.drop", "skip-path")]
+
+
+class Projection(nn.Module):
+    """A downsampling block: out = branch(x) + shortcut(x), shortcut a 1x1 conv + BN."""
+
+    def __init__(self, where):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16)
+        self.conv2, self.bn2 = nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16)
+        self.proj = nn.Sequential(nn.Conv2d(8, 16, 1, stride=2), nn.BatchNorm2d(16))
+        self.drop, self.where = nn.Dropout2d(0.1), where
+
+    def forward(self, x):
+        branch = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        if self.where == "skip":
+            return torch.relu(branch + self.drop(self.proj(x)))
+        return torch.relu(self.drop(branch) + self.proj(x))
+
+
+def test_dropout_on_a_projection_shortcut_is_an_error():
+    assert [(f.path, f.rule) for f in audit(Net(Projection("skip"))).errors] == [
+        ("block.drop", "skip-path")]
+    assert not audit(Net(Projection("branch"))).errors
 
 
 def test_dropout_inside_the_residual_branch_is_fine():
@@ -196,10 +229,66 @@ def test_transformer_layer_unusual_rates_warn():
     assert paths == {"encoder.layers.0", "encoder.layers.1"}
 
 
+class PreNormBlock(nn.Module):
+    """A hand-written pre-norm transformer block: residual dropout after attention and MLP."""
+
+    def __init__(self, p):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(16), nn.LayerNorm(16)
+        self.attn = nn.MultiheadAttention(16, 2, dropout=0.1, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(16, 64), nn.GELU(), nn.Linear(64, 16))
+        self.d1, self.d2 = nn.Dropout(p), nn.Dropout(p)
+
+    def forward(self, x):
+        h = self.ln1(x)
+        x = x + self.d1(self.attn(h, h, h, need_weights=False)[0])
+        return x + self.d2(self.mlp(self.ln2(x)))
+
+
+def test_hand_written_transformer_residual_dropout():
+    assert rules(audit(nn.Sequential(PreNormBlock(0.1), PreNormBlock(0.1)))) == {"patchable"}
+    found = {(f.path, f.rule) for f in audit(PreNormBlock(0.3)) if f.severity == "warning"}
+    assert found == {("d1", "residual-rate"), ("d2", "residual-rate")}
+
+
 def test_embedding_rate():
     report = audit(models.transformer_encoder())
     assert ("embed_drop", "embedding-rate") in {(f.path, f.rule) for f in report}
     assert "embedding-rate" not in rules(audit(models.fixed_transformer_encoder()))
+
+
+def test_standalone_attention_rate():
+    class Attn(nn.Module):
+        def __init__(self, p):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(16, 2, dropout=p, batch_first=True)
+
+        def forward(self, x):
+            return self.attn(x, x, x)[0]
+
+    found = [(f.path, f.severity) for f in audit(Attn(0.5)) if f.rule == "transformer-rate"]
+    assert found == [("attn", "warning")]
+    assert not audit(Attn(0.1))
+
+
+class Functional(nn.Module):
+    def __init__(self, p):
+        super().__init__()
+        self.conv, self.fc, self.p = nn.Conv2d(3, 8, 3), nn.Linear(8, 4), p
+
+    def forward(self, x):
+        h = nn.functional.dropout(torch.relu(self.conv(x)), 0.2, self.training)
+        h = h.mean(dim=(2, 3))
+        return self.fc(nn.functional.dropout(h, p=self.p, training=self.training))
+
+
+def test_functional_dropout_calls_are_sites():
+    report = audit(Functional(0.8))
+    got = {(f.path.split(" ")[1], f.rule, f.severity) for f in report}
+    assert ("(F.dropout)", "spatial", "warning") in got
+    assert ("(F.dropout)", "dense-rate", "error") in got
+    assert "patchable" not in rules(report)                  # no modules to swap
+    assert not audit(Functional(0.4)).errors
 
 
 # --- patchable, fallback, bad input ----------------------------------------------------------
@@ -210,6 +299,16 @@ def test_patchable_note_names_patch_model():
     assert note.severity == "info" and "dropout_fast.torch.patch_model" in note.advice
     assert "Dropout x2" in note.found
     assert "patchable" not in rules(audit(nn.Sequential(nn.Linear(4, 4))))
+
+
+def test_a_patched_model_gets_the_same_advice():
+    patch = pytest.importorskip("dropout_fast.torch").patch_model
+    for factory in (models.small_resnet, models.transformer_encoder, models.fixed_small_resnet):
+        before = audit(factory())
+        model = factory()
+        assert len(patch(model)) > 0
+        after = audit(model)
+        assert [f for f in before if f.rule != "patchable"] == list(after)
 
 
 class Untraceable(nn.Module):
@@ -276,6 +375,24 @@ def test_cli_exit_codes_and_table(capsys):
     assert "severity" in clean.stdout and "0 errors" in clean.stdout
     assert _cli.main(["dropout_fast.examples.models:small_resnet", "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["model"] == "SmallResNet"
+
+
+def test_cli_user_module_and_regression_task(tmp_path, monkeypatch, capsys):
+    (tmp_path / "my_models.py").write_text(
+        "from torch import nn\n"
+        "def regressor():\n"
+        "    return nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1), nn.Dropout(0.1))\n"
+        "broken = None\n")
+    (tmp_path / "raises_on_import.py").write_text("raise RuntimeError('boom')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert _cli.main(["my_models:regressor"]) == 0              # logits: only a warning
+    assert "output" in capsys.readouterr().out
+    assert _cli.main(["my_models:regressor", "--task", "regression"]) == 1
+    assert "regression-output" in capsys.readouterr().out
+    assert _cli.main(["raises_on_import:x"]) == 2
+    assert "cannot import 'raises_on_import' (RuntimeError: boom)" in capsys.readouterr().err
+    assert _cli.main(["my_models:broken"]) == 2
+    assert "is a NoneType, not a callable" in capsys.readouterr().err
 
 
 def test_cli_bad_input(capsys):

@@ -87,6 +87,13 @@ def test_pandas_like_mapping():
     assert RateTuner().suggest(frame).action == "raise"
 
 
+def test_finding_needs_no_torch():
+    from dropout_fast.advise import Finding
+
+    f = Finding("error", "head.2", "dense-rate", "Dropout(p=0.7)", "use 0.3-0.5", "Srivastava")
+    assert f.to_dict()["rule"] == "dense-rate"
+
+
 def test_bad_input():
     t = RateTuner()
     with pytest.raises(ValueError, match="history: expected a mapping"):
@@ -139,4 +146,4 @@ def test_tune_digits_follows_the_rule():
         assert 0.0 <= rate <= 0.5
     assert steps[-1].advice.action == "keep" or len(steps) == 4
     table = format_tuning(steps)
-    assert len(table.splitlines()) == len(steps) + 3 and "chosen rate" in table
+    assert len(table.splitlines()) == len(steps) + 4 and "chosen rate" in table

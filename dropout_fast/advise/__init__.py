@@ -11,20 +11,13 @@ import textwrap
 from typing import Any
 
 from dropout_fast.advise._digits import TuningStep, format_tuning, tune_digits
+from dropout_fast.advise._finding import Finding
 from dropout_fast.advise._tuner import RateAdvice, RateTuner
 
 __all__ = ["AuditReport", "Finding", "RateAdvice", "RateTuner", "TuningStep", "audit",
            "format_tuning", "tune_digits"]
 
 TASKS = ("classification", "regression")
-
-
-def __getattr__(name):
-    if name == "Finding":                    # lives with the rules, which import torch
-        from dropout_fast.advise._rules import Finding
-
-        return Finding
-    raise AttributeError(f"module 'dropout_fast.advise' has no attribute {name!r}")
 
 
 class AuditReport(list):
@@ -144,7 +137,8 @@ def audit(model: Any, *, task: str = "classification", example_input: Any = None
     except ImportError:                      # pragma: no cover - torch is an extra
         raise ImportError("dropout_fast.advise.audit needs PyTorch (pip install torch)") from None
     from dropout_fast.advise import _rules
-    from dropout_fast.advise._placement import LEAF_TYPES, analyse
+    from dropout_fast.advise._placement import analyse
+    from dropout_fast.advise._sites import LEAF_TYPES
 
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
@@ -153,7 +147,7 @@ def audit(model: Any, *, task: str = "classification", example_input: Any = None
     placement = analyse(model, example_input)
     findings = []
     if placement.note is not None:
-        findings.append(_rules.Finding(
+        findings.append(Finding(
             "info", "", "trace-fallback", f"torch.fx could not trace the model "
             f"({placement.note})", f"placement read from the {placement.method.replace('-', ' ')}"
             "; skip-connection and residual BatchNorm rules need a traceable model",
@@ -167,6 +161,7 @@ def audit(model: Any, *, task: str = "classification", example_input: Any = None
         findings += _rules.rule_output(site, task)
         findings += _rules.rule_recurrent_site(site)
         findings += _rules.rule_embedding(site)
+        findings += _rules.rule_residual_rate(site)
     for path, m in model.named_modules():
         if isinstance(m, LEAF_TYPES):
             findings += _rules.rule_rnn_module(path, m)

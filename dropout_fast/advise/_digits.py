@@ -194,6 +194,8 @@ def format_tuning(steps: list) -> str:
         lines.append(f"{i:>5}  {s.rate:>4.2f}  {s.epoch:>5}  {s.train_acc:>6.3f}  "
                      f"{s.val_acc:>6.3f}  {s.gap:>+6.3f}  {s.advice.action} -> "
                      f"{s.advice.rate:.2f}")
+    lines.append("train, val: the round's last epoch (no dropout); "
+                 "gap: train - val as the tuner reads it (smoothed)")
     if steps:
         lines.append(f"chosen rate: {steps[-1].advice.rate:.2f} ({steps[-1].advice.reason})")
     return "\n".join(lines)

@@ -23,12 +23,12 @@ returns `Finding` records. The ranges are the usual ones from the literature:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
 from torch import nn
 
-from dropout_fast.advise._placement import Placement, Site, is_torch_dropout
+from dropout_fast.advise._finding import Finding
+from dropout_fast.advise._sites import Placement, Site, is_torch_dropout
 
 SRIVASTAVA = "Srivastava et al. 2014"
 TOMPSON = "Tompson et al. 2015"
@@ -39,6 +39,7 @@ HE = "He et al. 2016"
 
 # (low, high) recommended rates by layer type.
 RANGES = {
+    "dense-input": (0.0, 0.2),
     "dense-head": (0.3, 0.5),
     "dense": (0.2, 0.4),
     "conv-early": (0.0, 0.1),
@@ -47,43 +48,6 @@ RANGES = {
     "attention": (0.0, 0.2),
     "embedding": (0.05, 0.1),
 }
-SEVERITIES = ("error", "warning", "info")
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One result of the audit.
-
-    Attributes
-    ----------
-    severity : {"error", "warning", "info"}
-        error: likely to hurt training; warning: outside the usual practice;
-        info: a note (nothing wrong).
-    path : str
-        The module path in the model ("" for the model as a whole).
-    rule : str
-        The rule id, e.g. "dense-rate".
-    found : str
-        What the audit saw.
-    advice : str
-        What to do.
-    source : str
-        Where the rule comes from.
-    """
-
-    severity: str
-    path: str
-    rule: str
-    found: str
-    advice: str
-    source: str
-
-    def to_dict(self) -> dict:
-        """The finding as a JSON-ready dict."""
-        return {k: getattr(self, k) for k in ("severity", "path", "rule", "found", "advice",
-                                              "source")}
-
-
 def _name(site: Site) -> str:
     kind = type(site.module).__name__ if site.module is not None else "dropout"
     return f"{kind}(p={site.p:g})" if site.p is not None else kind
@@ -94,7 +58,15 @@ def _rng(key: str) -> str:
     return f"{lo:g}-{hi:g}"
 
 
+def _is_residual_branch(site: Site) -> bool:
+    """Dropout at the end of a dense or attention residual branch (transformer style)."""
+    return bool(site.in_branch and site.next_core is None and site.prev_core is not None
+                and site.prev_core.kind in ("linear", "attention"))
+
+
 def _is_dense(site: Site) -> bool:
+    if _is_residual_branch(site):
+        return False
     core = site.next_core or site.prev_core
     if site.flattened or (site.next_core is not None and site.next_core.kind == "linear"):
         return True
@@ -108,12 +80,14 @@ def _is_conv(site: Site) -> bool:
 
 
 def rule_dense_rate(site: Site) -> list:
-    """Dense layers: head 0.3-0.5, intermediate 0.2-0.4; above 0.5 likely to hurt."""
+    """Dense layers: head 0.3-0.5, intermediate 0.2-0.4, inputs 0.0-0.2 (Srivastava
+    et al. keep 80% of inputs); above 0.5 likely to hurt."""
     if site.p is None or not _is_dense(site) or _is_conv(site) or site.at_output:
         return []
-    key = "dense-head" if site.is_head else "dense"
+    key = "dense-input" if site.at_input else "dense-head" if site.is_head else "dense"
     lo, hi = RANGES[key]
-    where = "before the classification head" if site.is_head else "between dense layers"
+    where = {"dense-input": "on the inputs", "dense-head": "before the output layer",
+             "dense": "between dense layers"}[key]
     found = f"{_name(site)} {where}"
     if site.p > 0.5:
         return [Finding("error", site.path, "dense-rate", f"{found}: above 0.5",
@@ -256,6 +230,16 @@ def rule_transformer(path: str, m: nn.Module) -> list:
     return [Finding("warning", path, "transformer-rate",
                     f"{type(m).__name__} with {listed}: outside {_rng('attention')}",
                     "attention and residual dropout 0.1 (0.0 for large data)", VASWANI)]
+
+
+def rule_residual_rate(site: Site) -> list:
+    """Dropout on a dense/attention residual branch (before the add): 0.0-0.2."""
+    hi = RANGES["attention"][1]
+    if site.p is None or not _is_residual_branch(site) or site.p <= hi:
+        return []
+    return [Finding("warning", site.path, "residual-rate",
+                    f"{_name(site)} on a residual branch after {site.prev_core.path}: "
+                    f"above {hi:g}", "residual dropout 0.1 (0.0 for large data)", VASWANI)]
 
 
 def rule_embedding(site: Site) -> list:

@@ -208,7 +208,8 @@ class RateTuner:
         """Record one epoch at the current rate and advise.
 
         When the advice changes the rate, the tuner moves to it and starts
-        counting a new window.
+        counting a new window; after a "keep", every further epoch is a new
+        decision on the last `smooth` epochs.
 
         Parameters
         ----------
