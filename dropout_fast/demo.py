@@ -151,10 +151,15 @@ def run(argv: Optional[List[str]] = None, out=None) -> dict:
         training[net]["replaced"] = len(runs[1].report)
     _training_table(training, data.y_test.shape[0], args, out)
 
+    bar = tqdm(total=2 * len(nets), desc=f"MC dropout (T={args.samples})", unit="model",
+               disable=args.no_progress, file=sys.stderr, leave=False)
     for net, (_, _, xte) in nets.items():
-        mc[net] = {name: dmc.mc_evaluate(m, xte, data.y_test, samples=args.samples,
-                                         seed=args.seed)
-                   for name, m in models[net].items()}
+        mc[net] = {}
+        for name, m in models[net].items():
+            mc[net][name] = dmc.mc_evaluate(m, xte, data.y_test, samples=args.samples,
+                                            seed=args.seed)
+            bar.update(1)
+    bar.close()
     _mc_table(mc, args, out)
     steps = [] if args.no_tune else _tune(args, out)
     path = None
