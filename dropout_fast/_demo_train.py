@@ -220,7 +220,7 @@ def dropout_layer_time(inputs: list, reps: int = 30) -> float:
         m.train()
     times = []
     try:
-        for rep in range(reps + 3):  # 3 warm-up repetitions
+        for _ in range(reps + 3):  # 3 warm-up repetitions
             t0 = time.perf_counter()
             for (m, x, rg), g in zip(xs, grads):
                 y = m(x)

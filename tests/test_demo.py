@@ -2,7 +2,8 @@
 both trainings (torch's dropout and dropout_fast's) learn digits far above
 chance and agree, the dropout layers' memory saved for backward (measured by
 saved-tensor hooks) is >= 30 times smaller with dropout_fast, MC dropout ranks
-confident predictions first, and the PNG is written."""
+confident predictions first, the RateTuner section chooses a rate, and the PNG
+is written."""
 import pytest
 
 pytest.importorskip("torch")
@@ -53,6 +54,17 @@ def test_quick_demo_mc_dropout_and_plot(quick):
             assert r["mutual_information"] > 0
     assert res["plot"] == str(path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_quick_demo_tunes_the_rate(quick):
+    """The RateTuner section: rounds with their gaps printed, a rate in [0, 0.5] chosen."""
+    res, text, _ = quick
+    steps = res["tuning"]
+    assert steps and 0.0 <= steps[-1].advice.rate <= 0.5
+    assert "Dropout rate tuning" in text and "chosen rate" in text
+    for s in steps:
+        assert f"{s.gap:+.3f}" in text
+        assert s.train_acc > 0.5 and s.val_acc > 0.5
 
 
 def test_retained_accuracy():
