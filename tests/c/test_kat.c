@@ -61,8 +61,32 @@ static void test_status(void)
     df_opts_t bad = {1, 99};
     CHECK(df_dropout_mask(bits, 8, key, b, 1u << 31, &bad) == DF_ERR_ISA, "isa 99");
     CHECK(df_dropout_bwd_bits_f32(&x, &x, NULL, 1, 2.0f, NULL) == DF_ERR_ARG, "NULL bits");
-    for (int s = 0; s <= DF_ERR_ROUNDS; ++s)
-        CHECK(strcmp(df_status_str((df_status_t)s), "unknown status") != 0, "status_str %d", s);
+    double xd = 1.0;
+    CHECK(df_dropout_fwd_f64(NULL, &xd, NULL, 1, key, b, 1u << 31, 2.0, NULL) == DF_ERR_ARG,
+          "NULL x f64");
+    CHECK(df_dropout_fwd_f64(&xd, &xd, NULL, 1, key, b, ((uint64_t)1 << 32) + 1, 2.0, NULL) ==
+              DF_ERR_THRESH,
+          "thresh f64");
+    CHECK(df_dropout_fwd_f64(&xd, &xd, NULL, 9, key, top, 1u << 31, 2.0, NULL) == DF_ERR_RANGE,
+          "past 2**96 f64");
+    CHECK(df_dropout_bwd_bits_f64(&xd, &xd, NULL, 1, 2.0, NULL) == DF_ERR_ARG, "NULL bits f64");
+    CHECK(x == 1.0f && xd == 1.0, "an error wrote the output");
+    const int64_t shape[2] = {2, 3}, noise[2] = {2, 2};
+    float xs[6] = {0};
+    CHECK(df_bcast_apply_f32(xs, xs, bits, 2, shape, noise, 1.0f, 0.0f, 0.0f, NULL) ==
+              DF_ERR_SHAPE,
+          "noise shape");
+    /* The values are pinned (the enum is append-only) and each has its own text. */
+    static const df_status_t pinned[] = {DF_OK,        DF_ERR_ARG,    DF_ERR_THRESH, DF_ERR_ISA,
+                                         DF_ERR_RANGE, DF_ERR_ROUNDS, DF_ERR_SHAPE,  DF_ERR_VALUE};
+    for (int s = 0; s < (int)(sizeof pinned / sizeof pinned[0]); ++s) {
+        CHECK((int)pinned[s] == s, "status %d pinned", s);
+        CHECK(strcmp(df_status_str(pinned[s]), "unknown status") != 0, "status_str %d", s);
+        for (int t = 0; t < s; ++t)
+            CHECK(strcmp(df_status_str(pinned[s]), df_status_str(pinned[t])) != 0,
+                  "status_str %d == status_str %d", s, t);
+    }
+    CHECK(strcmp(df_status_str((df_status_t)8), "unknown status") == 0, "status_str 8");
     CHECK(strcmp(df_version(), DF_VERSION_STRING) == 0, "version");
 }
 
