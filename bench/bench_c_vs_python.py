@@ -7,6 +7,8 @@ CMake build's static library); B is ``dropout_fast.dropout(x, p, rng=g, out=y)``
 with one thread (DROPOUT_FAST_NUM_THREADS=1), the Cython extension built by
 setup.py. Each round runs A's program for REPS calls and B for REPS calls,
 alternating which goes first (ABBA), so load from other processes falls on both.
+Both sides' buffers come from malloc with numpy's huge-page hint (see bench_fwd.c),
+so the caller is the only difference.
 
     python bench/bench_c_vs_python.py [--n 16777216] [--rounds 8] [--reps 5]
 
@@ -42,9 +44,17 @@ def build_exe(build: str) -> str:
     return os.path.join(build, "bench_fwd")
 
 
+def numpy_hugepages() -> int:
+    """1 when numpy asks for transparent huge pages on large arrays (Linux), else 0:
+    bench_fwd then places its buffers the same way."""
+    get = getattr(np._core.multiarray if hasattr(np, "_core") else np.core.multiarray,
+                  "_get_madvise_hugepage", None)
+    return int(bool(get())) if get is not None else 0
+
+
 def c_round(exe: str, n: int, reps: int, p: float) -> list:
-    out = subprocess.run([exe, str(n), str(reps), "1", repr(p)], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run([exe, str(n), str(reps), "1", repr(p), str(numpy_hugepages())],
+                         check=True, capture_output=True, text=True).stdout
     times = [float(t) for t in re.findall(r"^ns (\S+)$", out, re.M)]
     assert len(times) == reps, out
     return times
@@ -68,7 +78,7 @@ def main(argv=None) -> None:
     ap.add_argument("--exe", help="a built bench_fwd (default: build it in build/bench)")
     args = ap.parse_args(argv)
     exe = args.exe or build_exe(os.path.join(ROOT, "build", "bench"))
-    info = subprocess.run([exe, "8", "1"], check=True, capture_output=True, text=True).stdout
+    info = subprocess.run([exe, "8", "1", "1", "0.1", str(numpy_hugepages())], check=True, capture_output=True, text=True).stdout
     x = (np.arange(args.n) % 1000).astype(np.float32) * np.float32(0.001)
     y = np.empty_like(x)
     g = df.Generator(42)
