@@ -107,7 +107,7 @@ static void test_isa_equal(void)
         xd[i] = (double)(i % 1003) * 0.37 - 100.0;
     }
     df_key_t key = {0x12345678u, 0x9abcdef0u};
-    for (int isa = DF_ISA_SCALAR; isa <= DF_ISA_AVX512; ++isa) {
+    for (int isa = DF_ISA_SCALAR; isa <= DF_ISA_NEON; ++isa) {
         if (!df_isa_available((df_isa_t)isa))
             continue;
         for (int nt = 1; nt <= 3; ++nt) {
@@ -204,7 +204,7 @@ static void test_layouts(void)
     const df_block_t blk = {77, 0};
     const uint64_t t = 0xB3333333u;
     const df_opts_t ref = {1, DF_ISA_SCALAR};
-    for (int isa = DF_ISA_AVX2; isa <= DF_ISA_AVX512; ++isa) {
+    for (int isa = DF_ISA_AVX2; isa <= DF_ISA_NEON; ++isa) {
         if (!df_isa_available((df_isa_t)isa))
             continue;
         const df_opts_t opt = {1, isa};
@@ -284,7 +284,7 @@ static void test_ties(void)
     }
     CHECK(nested && more > 0 && fewer > 0, "ties: nested %d, kept %lld, dropped %lld", (int)nested,
           (long long)more, (long long)fewer);
-    for (int isa = DF_ISA_AVX2; isa <= DF_ISA_AVX512; ++isa) {
+    for (int isa = DF_ISA_AVX2; isa <= DF_ISA_NEON; ++isa) {
         if (!df_isa_available((df_isa_t)isa))
             continue;
         for (int nt = 1; nt <= 2; ++nt) {
@@ -301,7 +301,7 @@ static void test_ties(void)
     for (int i = 0; i < 13; ++i)
         x[i] = (float)i - 6.5f;
     df_dropout_bwd_bits_f32(x, y0, bits, 13, 2.0f, &ref);
-    for (int isa = DF_ISA_AVX2; isa <= DF_ISA_AVX512; ++isa)
+    for (int isa = DF_ISA_AVX2; isa <= DF_ISA_NEON; ++isa)
         if (df_isa_available((df_isa_t)isa)) {
             const df_opts_t opt = {1, isa};
             df_dropout_bwd_bits_f32(x, y1, bits, 13, 2.0f, &opt);
@@ -378,7 +378,7 @@ static void test_gaussian(void)
     const df_opts_t ref = {1, DF_ISA_SCALAR};
     df_gaussian_fwd_f32(x, y0, n, key, o, sigma_quarter, &ref);
     df_gaussian_fwd_f64(xd, yd0, n, key, o, sigma_half, &ref);
-    for (int isa = DF_ISA_SCALAR; isa <= DF_ISA_AVX512; ++isa) {
+    for (int isa = DF_ISA_SCALAR; isa <= DF_ISA_NEON; ++isa) {
         if (!df_isa_available((df_isa_t)isa))
             continue;
         for (int nt = 1; nt <= 3; ++nt) {
@@ -514,7 +514,7 @@ static void test_bcast(void)
                 const double *xds = xd + pad + xo;
                 bcast_ref_f32(xs, y0, bits, nd, shape, noise, a, b, c);
                 bcast_ref_f64(xds, yd0, bits, nd, shape, noise, a, b, c);
-                for (int isa = DF_ISA_SCALAR; isa <= DF_ISA_AVX512; ++isa) {
+                for (int isa = DF_ISA_SCALAR; isa <= DF_ISA_NEON; ++isa) {
                     if (!df_isa_available((df_isa_t)isa))
                         continue;
                     for (int nt = 1; nt <= 3; ++nt) {
