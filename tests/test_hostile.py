@@ -243,3 +243,34 @@ def test_torch_gives_nan_where_dropped():
     y = torch.nn.functional.dropout(torch.full((64,), float("nan")), 0.5)
     assert torch.isnan(y).all()
     assert (df.dropout(np.full(64, np.nan, np.float32), 0.5, rng=0) == 0).any()
+
+
+@pytest.mark.parametrize("shift", [0, 1, 7, 60])
+def test_out_overlaps_other_inputs(shift):
+    """out sharing memory with a second input (residual, bias, attention mask, the
+    scores that backward recomputes from): the separate-out result, or ValueError."""
+    x, r = _base(), _base()[::-1].copy()
+    bias = np.linspace(-1, 1, SHAPE[-1]).astype(np.float32)
+    n = x.size
+
+    def overlapped(value):
+        buf = np.zeros(n + shift, np.float32)
+        other = buf[shift:shift + value.size].reshape(value.shape)
+        other[...] = value
+        return buf[:n].reshape(SHAPE), other
+
+    _, m = df.softmax_dropout_forward(x, P, rng=SEED, mode="recompute")
+    calls = {
+        "residual": (lambda a: df.bias_dropout_add(x, bias, a[1], P, rng=SEED, out=a[0]), r),
+        "bias": (lambda a: df.bias_dropout_add(x, a[1], r, P, rng=SEED, out=a[0]), bias),
+        "attn_mask": (lambda a: df.softmax_dropout(x, P, attn_mask=a[1], rng=SEED, out=a[0]), r),
+        "scores": (lambda a: df.softmax_dropout_backward(r, m, scores=a[1], out=a[0]), x),
+    }
+    for name, (f, value) in calls.items():
+        ref = f((np.empty(SHAPE, np.float32), value.copy()))
+        try:
+            got = f(overlapped(value))
+        except ValueError as e:
+            assert "out" in str(e), name
+            continue
+        np.testing.assert_array_equal(got, ref, err_msg=name)
