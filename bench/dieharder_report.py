@@ -81,8 +81,11 @@ def section(info: dict) -> str:
     counts = Counter(r[5] for r in info["rows"])
     seen = {r[0] for r in info["rows"]}
     missing = [t for t in ALL_TESTS if t not in seen]
+    subset = "-d N" in info["command"]
     if info["end"] is None:
         status = "**still running when recorded**"
+    elif subset:
+        status = f"ended {info['end']} after {info['elapsed']} s (a subset of the battery)"
     elif missing:
         status = f"ended {info['end']} after {info['elapsed']} s, **incomplete**"
     else:
@@ -96,7 +99,8 @@ def section(info: dict) -> str:
            "|---|---|---|---|---|---|"]
     out += ["| " + " | ".join(r) + " |" for r in info["rows"]]
     if missing:
-        out += ["", "Not reached: " + ", ".join(missing) + "."]
+        label = "Not in the subset" if subset and info["end"] else "Not reached"
+        out += ["", f"{label}: " + ", ".join(missing) + "."]
     return "\n".join(out) + "\n"
 
 
