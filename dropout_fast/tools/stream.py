@@ -202,6 +202,7 @@ def _p_arg(text: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line: parse `argv` (sys.argv[1:] if None), write the stream; returns 0."""
     ap = argparse.ArgumentParser(
         prog="python -m dropout_fast.tools.stream",
         description="Write raw Philox words, or dropout mask bits, of the stream contract to stdout.")
