@@ -59,7 +59,7 @@ diehard_opso, diehard_oqso and diehard_dna "Suspect"; they are kept here as
 
 def parse(path: Path) -> dict:
     info = {"name": path.stem, "rows": [], "command": "?", "start": "?", "end": None,
-            "elapsed": None, "rate": "?"}
+            "elapsed": None, "rate": "?", "notes": []}
     for line in path.read_text().splitlines():
         if line.startswith("# command:"):
             info["command"] = line.split(":", 1)[1].strip()
@@ -68,6 +68,8 @@ def parse(path: Path) -> dict:
         elif line.startswith("# end:"):
             end, _, elapsed = line.split(":", 1)[1].partition("elapsed_s:")
             info["end"], info["elapsed"] = end.strip(), int(elapsed)
+        elif line.startswith("# note:"):
+            info["notes"].append(line.split(":", 1)[1].strip())
         elif line.startswith("stdin_input_raw|"):
             info["rate"] = line.split("|")[1].strip()
         else:
@@ -95,6 +97,7 @@ def section(info: dict) -> str:
            (f"Started {info['start']}, {status}; dieharder read {info['rate']} words/s. "
            f"Verdicts: {counts['PASSED']} PASSED, {counts['WEAK']} WEAK, "
            f"{counts['FAILED']} FAILED of {len(info['rows'])} results."), "",
+           *[f"Note: {n}\n" for n in info["notes"]],
            "| test | ntup | tsamples | psamples | p-value | verdict |",
            "|---|---|---|---|---|---|"]
     out += ["| " + " | ".join(r) + " |" for r in info["rows"]]
