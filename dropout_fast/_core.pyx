@@ -223,3 +223,4 @@ def gaussian_fwd(cnp.ndarray x, cnp.ndarray y, uint32_t key0, uint32_t key1, uin
 # Kernel families kept in their own files (same module, same helpers).
 include "_softmax.pxi"
 include "_fused.pxi"
+include "_bandwidth.pxi"

@@ -338,7 +338,7 @@ def embedding_dropout_backward(dout, ids, m: DropoutMask) -> np.ndarray:
     if dout.shape != ids.shape + (dim,):
         raise ValueError(f"dout: expected shape {ids.shape + (dim,)}, got {dout.shape}")
     grad = np.zeros((vocab, dim), dout.dtype)
-    np.add.at(grad, ids.reshape(-1), dout.reshape(-1, dim))
+    np.add.at(grad, ids.reshape(-1), dout.reshape(ids.size, dim))  # not -1: dim may be 0
     return backward_impl(_config.kernels, grad, m, grad)
 
 
