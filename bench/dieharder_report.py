@@ -108,8 +108,16 @@ def section(info: dict) -> str:
 
 
 def main() -> int:
-    parts = [section(parse(p)) for p in sorted(RAW.glob("*.txt"))]
-    (ROOT / "docs" / "dieharder.md").write_text(INTRO + "\n## Results\n\n" + "\n".join(parts))
+    runs = [parse(p) for p in sorted(RAW.glob("*.txt"))]
+    summary = ["| run | results | PASSED | WEAK | FAILED | wall time |", "|---|---|---|---|---|---|"]
+    for info in runs:
+        c = Counter(r[5] for r in info["rows"])
+        wall = "running" if info["elapsed"] is None else f"{info['elapsed'] / 60:.0f} min"
+        summary.append(f"| [{info['name']}](#{info['name']}) | {len(info['rows'])} | "
+                       f"{c['PASSED']} | {c['WEAK']} | {c['FAILED']} | {wall} |")
+    text = (INTRO + "\n## Summary\n\n" + "\n".join(summary) + "\n\n## Results\n\n"
+            + "\n".join(section(info) for info in runs))
+    (ROOT / "docs" / "dieharder.md").write_text(text)
     return 0
 
 
