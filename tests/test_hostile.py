@@ -12,6 +12,7 @@ import pytest
 from numpy.lib.stride_tricks import as_strided
 
 import dropout_fast as df
+from dropout_fast import _config, reference
 from dropout_fast._variants import VARIANTS
 
 SHAPE = (3, 4, 6, 5)
@@ -156,9 +157,15 @@ def _hostile(dtype):
 
 
 def _same(y, expected):
-    """Equal values, NaN where NaN, and equal sign bits (so +0.0 is not -0.0)."""
+    """Equal values, NaN where NaN, and equal sign bits elsewhere (+0.0 is not -0.0)."""
     np.testing.assert_array_equal(y, expected)
-    assert np.array_equal(np.signbit(y), np.signbit(expected))
+    num = ~np.isnan(y)
+    assert np.array_equal(np.signbit(y[num]), np.signbit(expected[num]))
+
+
+def _same_bits(y, expected):
+    words = np.uint32 if y.dtype == np.float32 else np.uint64
+    np.testing.assert_array_equal(y.view(words), expected.view(words))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -177,6 +184,30 @@ def test_nonfinite_and_subnormal_values(variant, dtype):
     if c == 0:
         assert not np.signbit(y[~keep]).any()
     np.testing.assert_array_equal(df.backward(x, m), np.where(keep, x * a, dtype(0)))
+    _same(reference.forward(variant, x, P, rng=SEED)[0], y)   # the Numba backend agrees
+
+
+@pytest.mark.parametrize("isa", [i for i in _config.ISA_CODES if _config.isa_available(i)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nonfinite_every_isa(dtype, isa):
+    """The SIMD bodies select, never multiply by a 0/1 mask: the same bits as the default."""
+    x = _hostile(dtype)
+    expect = [df.dropout(x, P, rng=SEED), df.spatial_dropout(x, P, rng=SEED),
+              df.alpha_dropout(x, P, rng=SEED), df.gaussian_dropout(x, P, rng=SEED),
+              df.bias_dropout_add(x, None, x, P, rng=SEED), df.softmax_dropout(x, P, rng=SEED)]
+    _, m = df.dropout_forward(np.zeros(SHAPE, dtype), P, rng=SEED)
+    expect.append(df.dropout_backward(x, m))
+    with _config.force_isa(isa):
+        got = [df.dropout(x, P, rng=SEED), df.spatial_dropout(x, P, rng=SEED),
+               df.alpha_dropout(x, P, rng=SEED), df.gaussian_dropout(x, P, rng=SEED),
+               df.bias_dropout_add(x, None, x, P, rng=SEED), df.softmax_dropout(x, P, rng=SEED),
+               df.dropout_backward(x, m)]
+    for g, e in zip(got, expect):
+        _same(g, e)
+    # Bit for bit, NaN payloads included, except softmax: there a NaN or +inf score
+    # makes NaN rows whose sign bits depend on the SIMD path's max and sum order.
+    for g, e in zip(got[:5] + got[6:], expect[:5] + expect[6:]):
+        _same_bits(g, e)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -243,3 +274,34 @@ def test_torch_gives_nan_where_dropped():
     y = torch.nn.functional.dropout(torch.full((64,), float("nan")), 0.5)
     assert torch.isnan(y).all()
     assert (df.dropout(np.full(64, np.nan, np.float32), 0.5, rng=0) == 0).any()
+
+
+@pytest.mark.parametrize("shift", [0, 1, 7, 60])
+def test_out_overlaps_other_inputs(shift):
+    """out sharing memory with a second input (residual, bias, attention mask, the
+    scores that backward recomputes from): the separate-out result, or ValueError."""
+    x, r = _base(), _base()[::-1].copy()
+    bias = np.linspace(-1, 1, SHAPE[-1]).astype(np.float32)
+    n = x.size
+
+    def overlapped(value):
+        buf = np.zeros(n + shift, np.float32)
+        other = buf[shift:shift + value.size].reshape(value.shape)
+        other[...] = value
+        return buf[:n].reshape(SHAPE), other
+
+    _, m = df.softmax_dropout_forward(x, P, rng=SEED, mode="recompute")
+    calls = {
+        "residual": (lambda a: df.bias_dropout_add(x, bias, a[1], P, rng=SEED, out=a[0]), r),
+        "bias": (lambda a: df.bias_dropout_add(x, a[1], r, P, rng=SEED, out=a[0]), bias),
+        "attn_mask": (lambda a: df.softmax_dropout(x, P, attn_mask=a[1], rng=SEED, out=a[0]), r),
+        "scores": (lambda a: df.softmax_dropout_backward(r, m, scores=a[1], out=a[0]), x),
+    }
+    for name, (f, value) in calls.items():
+        ref = f((np.empty(SHAPE, np.float32), value.copy()))
+        try:
+            got = f(overlapped(value))
+        except ValueError as e:
+            assert "out" in str(e), name
+            continue
+        np.testing.assert_array_equal(got, ref, err_msg=name)

@@ -107,21 +107,33 @@ def mask_chunks(seed: int, offset: int, p: float,
         offset = (offset + chunk // 8) % _U96
 
 
+def _vn_tables():
+    """For each byte (four bit pairs): how many output bits, and those bits packed."""
+    count = np.zeros(256, np.int64)
+    value = np.zeros(256, np.int64)
+    for byte in range(256):
+        for k in range(4):
+            b0, b1 = (byte >> 2 * k) & 1, (byte >> 2 * k + 1) & 1
+            if b0 != b1:
+                value[byte] |= b0 << count[byte]
+                count[byte] += 1
+    return count, value
+
+
+_VN_COUNT, _VN_VALUE = _vn_tables()
+
+
 @numba.njit(cache=False, nogil=True)
-def _vn_kernel(packed, out, acc, nacc):  # pragma: no cover - compiled by Numba
+def _vn_kernel(packed, out, acc, nacc, count, value):  # pragma: no cover - compiled by Numba
     j = 0
     for byte in packed:
-        for k in range(4):
-            b0 = (byte >> (2 * k)) & 1
-            b1 = (byte >> (2 * k + 1)) & 1
-            if b0 != b1:
-                acc |= b0 << nacc
-                nacc += 1
-                if nacc == 8:
-                    out[j] = acc
-                    j += 1
-                    acc = 0
-                    nacc = 0
+        acc |= value[byte] << nacc
+        nacc += count[byte]
+        if nacc >= 8:
+            out[j] = acc & 0xFF
+            j += 1
+            acc >>= 8
+            nacc -= 8
     return j, acc, nacc
 
 
@@ -137,7 +149,7 @@ def von_neumann(chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
     for packed in chunks:
         if out is None or out.size < packed.size // 2:
             out = np.empty(packed.size // 2 + 1, np.uint8)  # at most 4 bits per byte
-        n, acc, nacc = _vn_kernel(packed, out, acc, nacc)
+        n, acc, nacc = _vn_kernel(packed, out, acc, nacc, _VN_COUNT, _VN_VALUE)
         yield out[:n]
 
 
@@ -190,6 +202,7 @@ def _p_arg(text: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line: parse `argv` (sys.argv[1:] if None), write the stream; returns 0."""
     ap = argparse.ArgumentParser(
         prog="python -m dropout_fast.tools.stream",
         description="Write raw Philox words, or dropout mask bits, of the stream contract to stdout.")
