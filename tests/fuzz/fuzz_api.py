@@ -225,8 +225,9 @@ def op_drop_block(c):
                              out=c.out(x), **kw)
     if k == 1:
         fn = c.pick([df.drop_block2d, df.drop_block3d])
-        return fn(x, c.p(), bs, c.option([False, True]), kw["eps"], c.option([True, False]),
-                  rng=c.rng())
+        inplace = c.option([False, True])
+        c.aliased = bool(inplace)  # torchvision's inplace=True writes into the input
+        return fn(x, c.p(), bs, inplace, kw["eps"], c.option([True, False]), rng=c.rng())
     mode = c.option(["bits", "recompute"])
     return _fb(c, lambda x, p, **k2: df.drop_block_forward(x, p, bs, mask=mode, **k2, **kw),
                df.drop_block_backward, x)
