@@ -19,7 +19,7 @@ import pytest
 from test_c_library import CC, PROGRAMS, ROOT, build, library
 
 VALGRIND = ["valgrind", "-q", "--error-exitcode=1", "--leak-check=full",
-            "--errors-for-leak-kinds=definite,indirect,possible", "--track-origins=yes"]
+            "--errors-for-leak-kinds=definite,indirect,possible"]
 
 
 def test_c_programs_under_valgrind(tmp_path, tmp_path_factory):
