@@ -86,7 +86,7 @@ static void test_fused_equal(void)
                 for (int isa = DF_ISA_SCALAR; isa <= DF_ISA_NEON; ++isa) {
                     if (!df_isa_available((df_isa_t)isa))
                         continue;
-                    for (int nt = 1; nt <= 3; ++nt) {
+                    for (int nt = 1; nt <= (df_test_quick() ? 1 : 3); ++nt) {
                         const df_opts_t opt = {nt, isa};
                         memset(m1, 0x5A, nb);
                         df_bias_dropout_add_f32(x, b, r, y1, m1, n, c, key, o, th, sf, &opt);
@@ -195,7 +195,7 @@ static void test_welford(void)
         for (int isa = DF_ISA_SCALAR; isa <= DF_ISA_NEON; ++isa) {
             if (!df_isa_available((df_isa_t)isa))
                 continue;
-            for (int nt = 1; nt <= 3; ++nt) {
+            for (int nt = 1; nt <= (df_test_quick() ? 1 : 3); ++nt) {
                 const df_opts_t opt = {nt, isa};
                 memset(mean1, 0, (size_t)len * 8);
                 memset(m21, 0, (size_t)len * 8);

@@ -110,9 +110,9 @@ static void test_isa_equal(void)
     for (int isa = DF_ISA_SCALAR; isa <= DF_ISA_NEON; ++isa) {
         if (!df_isa_available((df_isa_t)isa))
             continue;
-        for (int nt = 1; nt <= 3; ++nt) {
+        for (int nt = 1; nt <= (df_test_quick() ? 1 : 3); ++nt) {
             df_opts_t ref = {1, DF_ISA_SCALAR}, opt = {nt, isa};
-            for (size_t si = 0; si < sizeof sizes / sizeof *sizes; ++si)
+            for (size_t si = 0; si < sizeof sizes / sizeof *sizes - (size_t)df_test_quick(); ++si)
                 for (size_t ti = 0; ti < sizeof thresholds / sizeof *thresholds; ++ti)
                     for (size_t oi = 0; oi < sizeof offsets / sizeof *offsets; ++oi) {
                         int64_t n = sizes[si];
@@ -190,7 +190,8 @@ static void test_layouts(void)
 {
     static const int64_t sizes[] = {1, 9, 15, 63, 64, 65, 127, 200, 255, 256, 257, 321, 1000, 4099};
     static const int offs[][2] = {{0, 0}, {1, 1}, {3, 5}, {8, 0}, {0, 12}, {15, 15}, {7, 2}};
-    const int64_t nbig = ((int64_t)1 << 21) + 77, pad = 32, total = nbig + 2 * pad;
+    const int64_t nbig = ((int64_t)1 << (df_test_quick() ? 15 : 21)) + 77, pad = 32;
+    const int64_t total = nbig + 2 * pad;
     float *x = alloc64((size_t)total * 4), *y0 = alloc64((size_t)total * 4);
     float *y1 = alloc64((size_t)total * 4);
     double *xd = alloc64((size_t)total * 8), *yd0 = alloc64((size_t)total * 8);
@@ -266,7 +267,7 @@ static void test_layouts(void)
  * backward mask whose unused high bits of the last byte are set (ignored). */
 static void test_ties(void)
 {
-    const int64_t n = (int64_t)1 << 22;
+    const int64_t n = (int64_t)1 << (df_test_quick() ? 18 : 22);
     uint8_t *lo = malloc((size_t)n / 8), *mid = malloc((size_t)n / 8), *hi = malloc((size_t)n / 8);
     uint8_t *got = malloc((size_t)n / 8);
     const df_key_t key = {0x9e3779b9u, 0x7f4a7c15u};
@@ -367,7 +368,7 @@ static void test_gaussian(void)
     CHECK(strcmp(df_status_str(DF_ERR_VALUE), "unknown status") != 0, "status_str VALUE");
 
     /* invariance: every ISA and thread count, split calls, in place */
-    const int64_t n = 200003, cut = 8 * 12345;
+    const int64_t n = df_test_quick() ? 20003 : 200003, cut = 8 * (df_test_quick() ? 1234 : 12345);
     const df_block_t o = {0xFFFFFFF0u, 7}; /* the low counter word wraps inside the call */
     float *x = malloc(n * sizeof *x), *y0 = malloc(n * sizeof *x), *y1 = malloc(n * sizeof *x);
     double *xd = malloc(n * sizeof *xd), *yd0 = malloc(n * sizeof *xd), *yd1 = malloc(n * sizeof *xd);
@@ -381,7 +382,7 @@ static void test_gaussian(void)
     for (int isa = DF_ISA_SCALAR; isa <= DF_ISA_NEON; ++isa) {
         if (!df_isa_available((df_isa_t)isa))
             continue;
-        for (int nt = 1; nt <= 3; ++nt) {
+        for (int nt = 1; nt <= (df_test_quick() ? 1 : 3); ++nt) {
             const df_opts_t opt = {nt, isa};
             memset(y1, 0, n * sizeof *y1);
             df_gaussian_fwd_f32(x, y1, n, key, o, sigma_quarter, &opt);
@@ -469,7 +470,8 @@ static void test_bcast(void)
         {1.25f, 0.0f, 3.0f},
     };
     static const int offs[][2] = {{0, 0}, {4, 4}, {1, 3}, {0, 5}};
-    const int64_t nmax = (int64_t)64 * 64 * 32 * 32, pad = 32, total = nmax + 2 * pad + 8;
+    const int64_t nmax = df_test_quick() ? 8 * 16384 : (int64_t)64 * 64 * 32 * 32; /* big cases */
+    const int64_t pad = 32, total = nmax + 2 * pad + 8;
     float *x = alloc64((size_t)total * 4), *y0 = alloc64((size_t)total * 4);
     float *y1 = alloc64((size_t)total * 4);
     double *xd = alloc64((size_t)total * 8), *yd0 = alloc64((size_t)total * 8);
@@ -490,6 +492,8 @@ static void test_bcast(void)
         }
     }
     for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ++ci) {
+        if (cases[ci].big && df_test_quick())
+            continue;
         const int nd = cases[ci].nd;
         const int64_t *shape = cases[ci].shape, *noise = cases[ci].noise;
         int64_t n = 1, m = 1;
@@ -517,7 +521,7 @@ static void test_bcast(void)
                 for (int isa = DF_ISA_SCALAR; isa <= DF_ISA_NEON; ++isa) {
                     if (!df_isa_available((df_isa_t)isa))
                         continue;
-                    for (int nt = 1; nt <= 3; ++nt) {
+                    for (int nt = 1; nt <= (df_test_quick() ? 1 : 3); ++nt) {
                         const df_opts_t o = {nt, isa};
                         fill_guard(y1, 4, tot);
                         CHECK(df_bcast_apply_f32(xs, y1 + pad + yo, bits, nd, shape, noise, a, b,
@@ -558,9 +562,10 @@ static void test_bcast(void)
 
 int main(void)
 {
-    /* Non-temporal stores from 1 MiB on, whatever this CPU's cache size: the
-     * large cases below then take the streaming path (read once, before any call). */
-    setenv("DROPOUT_FAST_STREAM_MIN_BYTES", "1048576", 1);
+    /* Non-temporal stores from 1 MiB on (64 KiB with DF_TEST_QUICK, whose large
+     * cases are smaller), whatever this CPU's cache size: the large cases below
+     * then take the streaming path (read once, before any call). */
+    setenv("DROPOUT_FAST_STREAM_MIN_BYTES", df_test_quick() ? "65536" : "1048576", 1);
     test_kat();
     test_status();
     test_isa_equal();
