@@ -56,11 +56,16 @@ def measure(nbytes: int, threads: int, rounds: int = 7, min_time: float = 0.01) 
     for probe in PROBES:
         kernel, nt = probe.split("_")[0], probe.endswith("_nt")
         run(kernel, nt, x, y, 1, threads)   # warm-up: page faults, caches
-        # Passes per call: doubled until a call lasts min_time, so the start of
-        # the thread team (slow on a loaded machine) is amortised.
-        k = 1
-        while k < 1 << 24 and run(kernel, nt, x, y, k, threads) < min_time:
+        # Passes per call: doubled until a call lasts min_time and doubling the
+        # passes nearly doubles the time, so the start of the thread team (tens
+        # of ms on a loaded machine) is amortised and the figure is bandwidth.
+        k, t = 1, run(kernel, nt, x, y, 1, threads)
+        while k < 1 << 22:
+            t2 = run(kernel, nt, x, y, 2 * k, threads)
             k *= 2
+            if t2 >= min_time and t2 > 1.8 * t:
+                break
+            t = t2
         passes[probe] = k
     samples = {p: [] for p in PROBES}
     for _ in range(rounds):  # interleaved, like the operations themselves

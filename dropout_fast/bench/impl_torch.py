@@ -77,7 +77,7 @@ def impl(op: str, direction: str, a: dict, compiled: bool = False):
         def mc(x):
             ys = torch.stack([F.dropout(x, P, True) for _ in range(MC_T)])
             return ys.mean(0), ys.var(0, unbiased=False)
-        fn = torch.compile(mc, dynamic=False) if compiled else mc
+        fn = torch.compile(mc) if compiled else mc
 
         def f():
             with torch.no_grad():
@@ -85,7 +85,7 @@ def impl(op: str, direction: str, a: dict, compiled: bool = False):
         return f
     fn = _functions(torch)[op]
     if compiled:
-        fn = torch.compile(fn, dynamic=False)
+        fn = torch.compile(fn)  # shapes become dynamic at the second size: one recompile
     args, ngrad = _args(torch, op, a, True)
     if direction == "forward":
         return lambda: fn(*args)

@@ -26,6 +26,8 @@ def plot(result: dict, path: str, op: str = "dropout") -> str:
     directions = [d for d in ("forward", "backward") if any(r["direction"] == d for r in rows)]
     fig, axes = plt.subplots(2, len(directions), figsize=(5.2 * len(directions), 7.2),
                              squeeze=False, sharex=True)
+    impls = sorted({r["impl"] for r in rows}, key=lambda i: (not i.startswith("dropout_fast"), i))
+    colors = {impl: f"C{i % 10}" for i, impl in enumerate(impls)}
     for j, direction in enumerate(directions):
         series = defaultdict(list)
         for r in rows:
@@ -38,14 +40,16 @@ def plot(result: dict, path: str, op: str = "dropout") -> str:
             label = f"{impl}, {t} thr"
             ns = [r["n"] for r in rs]
             axes[0][j].plot(ns, [r["elem_per_ns"] for r in rs], style, marker=".", lw=lw,
-                            label=label)
+                            label=label, color=colors[impl])
             pct = [(r["n"], r["roofline_pct"]) for r in rs if r["roofline_pct"] is not None]
             if pct:
-                axes[1][j].plot(*zip(*pct), style, marker=".", lw=lw, label=label)
+                axes[1][j].plot(*zip(*pct), style, marker=".", lw=lw, label=label,
+                                color=colors[impl])
         axes[0][j].set_title(f"{op} {direction}, {dtype}")
         axes[0][j].set_ylabel("elements / ns")
         axes[0][j].set_yscale("log")
-        axes[1][j].set_ylabel("roofline %")
+        axes[1][j].set_ylabel("roofline % (clipped at 150)")
+        axes[1][j].set_ylim(0, 150)
         axes[1][j].axhline(100, color="grey", lw=0.8)
         axes[1][j].set_xlabel("elements")
         for ax in (axes[0][j], axes[1][j]):

@@ -1,7 +1,9 @@
 """Output: the rows of a run, the Markdown table, the progress bar, the JSON file.
 
 A row is one implementation at one case (op, direction, size, dtype, threads).
-Measured rows carry ``median_s`` and ``spread`` (interquartile range / median);
+Measured rows carry ``median_s``, ``best_s`` (the fastest sample: on a shared
+machine, the closest to what the hardware does) and ``spread`` (interquartile
+range / median; (max - min) / median under 4 rounds);
 ``elem_per_ns`` counts the op's elements; where the op has a bytes figure
 (`ops.bytes_moved`), ``gb_per_s = bytes / median_s / 1e9`` and
 ``roofline_pct = 100 * gb_per_s / roofline_gb_per_s``, the roofline being the
@@ -21,7 +23,7 @@ import numpy as np
 
 # The documented fields (tests check them).
 ROW_FIELDS = ("op", "direction", "n", "shape", "dtype", "threads", "impl", "bytes",
-              "median_s", "spread", "rounds", "elem_per_ns", "gb_per_s", "roofline_gb_per_s",
+              "median_s", "best_s", "spread", "rounds", "elem_per_ns", "gb_per_s", "roofline_gb_per_s",
               "roofline_pct", "vs_dropout_fast", "skipped")
 MACHINE_FIELDS = ("cpu", "cores", "simd", "bandwidth_simd", "openmp", "platform", "python",
                   "versions", "date")
@@ -65,7 +67,8 @@ def make_row(case: dict, impl: str, timing=None, skipped: Optional[str] = None,
         row["skipped"] = skipped or "not available"
         return row
     t = timing.median
-    row.update(median_s=t, spread=timing.spread, rounds=len(timing.samples),
+    row.update(median_s=t, best_s=min(timing.samples), spread=timing.spread,
+               rounds=len(timing.samples),
                elem_per_ns=case["n"] / t / 1e9)
     if case["bytes"] is not None:
         row["gb_per_s"] = case["bytes"] / t / 1e9

@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Tuple
 
 
 @dataclass(frozen=True)
@@ -34,33 +34,34 @@ def summarize(samples: List[float]) -> Timing:
     return Timing(med, width / med if med > 0 else 0.0, list(samples))
 
 
-def calibrate(fn: Callable[[], object], min_time: float, max_time: float) -> int:
-    """Calls per sample so that one sample lasts about min_time (after a warm-up
-    call: JIT compilation, page faults, caches). 0 when one call exceeds max_time:
-    the caller then times single calls and fewer rounds."""
+def calibrate(fn: Callable[[], object], min_time: float) -> Tuple[int, float]:
+    """(calls per sample so that one sample lasts about min_time, seconds of one
+    call), after a warm-up call (JIT compilation, page faults, caches)."""
     fn()
     t0 = time.perf_counter()
     fn()
     one = max(time.perf_counter() - t0, 1e-8)
-    if one > max_time:
-        return 0
-    return max(1, int(min_time / one))
+    return max(1, int(min_time / one)), one
 
 
 def time_interleaved(impls: Dict[str, Callable[[], object]], rounds: int, min_time: float,
-                     slow_rounds: int = 3, max_time: float = 0.25) -> Dict[str, Timing]:
+                     slow_rounds: int = 2, max_time: float = 0.25) -> Dict[str, Timing]:
     """Timing of each implementation, `rounds` samples each, A/B interleaved.
 
-    A call slower than `max_time` is sampled `slow_rounds` times only (it is
-    then far from the noise floor anyway), which keeps full sweeps bounded."""
-    loops = {name: calibrate(fn, min_time, max_time) for name, fn in impls.items()}
-    samples: Dict[str, List[float]] = {name: [] for name in impls}
-    for r in range(rounds):
+    A call slower than `max_time` is sampled `slow_rounds` times only, its
+    calibration call being the first sample (it is far from the noise floor
+    anyway), which keeps full sweeps bounded."""
+    loops, samples, want = {}, {}, {}
+    for name, fn in impls.items():
+        loops[name], one = calibrate(fn, min_time)
+        slow = one > max_time
+        samples[name] = [one] if slow else []
+        want[name] = min(slow_rounds, rounds) if slow else rounds
+    for _ in range(rounds):
         for name, fn in impls.items():
-            k = loops[name]
-            if k == 0 and r >= slow_rounds:
+            if len(samples[name]) >= want[name]:
                 continue
-            k = max(k, 1)
+            k = loops[name]
             t0 = time.perf_counter()
             for _ in range(k):
                 fn()
