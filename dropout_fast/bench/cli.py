@@ -213,6 +213,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"# skipped peer {name}: {why}")
     print()
     print(report.markdown(result["rows"]))
+    print("\nSummary: elements per ns (higher is faster)\n")
+    print(report.summary(result["rows"]))
     if result["bandwidth"]:
         print("\nBandwidth probes (GB/s, read + write), the roofline = the faster scale:\n")
         print(report.bandwidth_table(result["bandwidth"]))

@@ -110,6 +110,34 @@ def markdown(rows: List[dict]) -> str:
     return "\n".join(out)
 
 
+def summary(rows: List[dict]) -> str:
+    """One line per case: elements/ns of each implementation (best first is
+    not implied: columns are fixed), and dropout_fast's roofline %."""
+    impls: List[str] = []
+    cases: Dict[tuple, Dict[str, dict]] = {}
+    for r in rows:
+        if r["impl"] not in impls:
+            impls.append(r["impl"])
+        key = (r["op"], r["direction"], r["n"], r["dtype"], r["threads"])
+        cases.setdefault(key, {})[r["impl"]] = r
+    shown = [i for i in impls if any(not c.get(i, {}).get("skipped", True)
+                                     for c in cases.values())]
+    out = ["| op | dir | size | dtype | thr | " + " | ".join(shown) +
+           " | dropout_fast roofline % |",
+           "|---|---|---|---|---:|" + "---:|" * (len(shown) + 1)]
+    for (op, d, n, dt, t), c in cases.items():
+        cells = []
+        for i in shown:
+            r = c.get(i)
+            cells.append("" if r is None or r["skipped"] else f"{r['elem_per_ns']:.2f}")
+        ours = c.get("dropout_fast") or {}
+        pct = ours.get("roofline_pct")
+        size = _size({"n": n})
+        out.append(f"| {op} | {d[:3]} | {size} | {dt} | {t} | " + " | ".join(cells) +
+                   f" | {'' if pct is None else f'{pct:.0f}'} |")
+    return "\n".join(out)
+
+
 def bandwidth_table(probes: List[dict]) -> str:
     out = ["| bytes | thr | copy | copy (streaming) | scale | scale (streaming) | roofline |",
            "|---:|---:|---:|---:|---:|---:|---:|"]
