@@ -200,9 +200,12 @@ def bias_dropout_add_backward_impl(kernels, dy, m, out):
     dbias64 = None if c is None else np.empty(c, np.float64)
     scale = m.coefficients(dy.dtype)[0]
     lo, hi = _block_words(m.offset)
-    kernels.bias_dropout_add_bwd(src.reshape(-1), dst.reshape(-1), dbias64, m.bits,
-                                 1 if c is None else c, m.key[0], m.key[1], lo, hi,
-                                 threshold(m.p), scale, _config.nthreads, _config.isa)
+    if dy.size:
+        kernels.bias_dropout_add_bwd(src.reshape(-1), dst.reshape(-1), dbias64, m.bits,
+                                     1 if c is None else c, m.key[0], m.key[1], lo, hi,
+                                     threshold(m.p), scale, _config.nthreads, _config.isa)
+    elif dbias64 is not None:  # empty dy (C may be 0, which the kernels refuse): zero sums
+        dbias64[...] = 0.0
     if not direct:
         dx[...] = dst
     dbias = None if c is None else dbias64.astype(dy.dtype)
