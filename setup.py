@@ -49,9 +49,10 @@ DEBUG = os.environ.get("DROPOUT_FAST_CYTHON_DEBUG") == "1"
 extensions = [
     Extension(
         "dropout_fast._core",
-        sources=["dropout_fast/_core.pyx"] + C_SOURCES,
+        # src_c/bench/: the benchmark's bandwidth probes, in the extension only.
+        sources=["dropout_fast/_core.pyx"] + C_SOURCES + ["src_c/bench/df_bandwidth.c"],
         include_dirs=["src_c", numpy.get_include()],
-        depends=sorted(glob(os.path.join("src_c", "*.h"))
+        depends=sorted(glob(os.path.join("src_c", "*.h")) + ["src_c/bench/df_bandwidth.h"]
                        + glob(os.path.join("dropout_fast", "*.pxi"))),
         define_macros=[
             ("DF_USE_OPENMP", "1" if OPENMP else "0"),

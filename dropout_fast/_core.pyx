@@ -9,7 +9,8 @@ from dropout_fast._c cimport *
 
 cnp.import_array()
 
-ISA_CODES = {"scalar": DF_ISA_SCALAR, "avx2": DF_ISA_AVX2, "avx512": DF_ISA_AVX512}
+ISA_CODES = {"scalar": DF_ISA_SCALAR, "avx2": DF_ISA_AVX2, "avx512": DF_ISA_AVX512,
+             "neon": DF_ISA_NEON}
 
 
 class KernelError(RuntimeError):
@@ -223,3 +224,4 @@ def gaussian_fwd(cnp.ndarray x, cnp.ndarray y, uint32_t key0, uint32_t key1, uin
 # Kernel families kept in their own files (same module, same helpers).
 include "_softmax.pxi"
 include "_fused.pxi"
+include "_bandwidth.pxi"

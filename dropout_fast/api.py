@@ -47,6 +47,11 @@ def check_array(x, name: str) -> np.ndarray:
     if not isinstance(x, np.ndarray):
         x = np.asarray(x)
     if x.dtype not in _FLOATS:
+        if x.dtype.kind == "f" and x.dtype.newbyteorder("=") in _FLOATS:
+            # Refused, not converted: a silent copy would break out=x and inplace=True.
+            raise TypeError(f"{name}: expected a float32 or float64 array in native byte order, "
+                            f"got dtype {x.dtype.str}; convert it with "
+                            f"{name}.astype({name}.dtype.newbyteorder('='))")
         raise TypeError(f"{name}: expected a float32 or float64 array, got dtype {x.dtype}")
     return x
 
@@ -60,7 +65,25 @@ def check_out(out, like: np.ndarray, name: str = "out") -> np.ndarray:
         raise ValueError(f"{name}: expected shape {like.shape}, got {out.shape}")
     if not out.flags.writeable:
         raise ValueError(f"{name}: array is read-only")
+    if _self_overlapping(out):
+        raise ValueError(f"{name}: elements share memory (a zero-stride or self-overlapping "
+                         f"view); pass an array with one memory location per element")
     return out
+
+
+def _self_overlapping(a: np.ndarray) -> bool:
+    """Whether two elements of `a` may share memory (True for any zero-stride axis of
+    length > 1). Conservative: axes sorted by |stride| must each step past the extent
+    of the smaller ones, which every layout numpy creates without as_strided meets."""
+    if a.size <= 1:
+        return False
+    extent = a.itemsize
+    dims = sorted(((abs(s), n) for n, s in zip(a.shape, a.strides) if n > 1))
+    for stride, n in dims:
+        if stride < extent:
+            return True
+        extent = stride * (n - 1) + extent
+    return False
 
 
 def apply(x: np.ndarray, out: Optional[np.ndarray], kernel) -> np.ndarray:

@@ -310,7 +310,10 @@ def embedding_dropout_forward(weight, ids, p: float = 0.1, *, rng: RNGLike = Non
                     (vocab, 1), "embedding_dropout")
     # Only the looked-up rows are touched: gather, then apply each id's row bit.
     out = weight[ids.reshape(-1)]
-    keep = np.unpackbits(bits, count=vocab, bitorder="little")[ids.reshape(-1)]
+    # Read each id's bit from the packed mask: unpacking all V bits would take V
+    # bytes (4 GiB for a 2**32-row vocabulary) to look up a few rows.
+    flat = ids.reshape(-1)
+    keep = (bits[flat >> 3] >> (flat & 7).astype(np.uint8)) & np.uint8(1)
     rows = np.packbits(keep, bitorder="little")
     a = m.coefficients(weight.dtype)[0]
     if out.size:

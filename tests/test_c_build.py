@@ -127,6 +127,23 @@ def test_install_tree(installed):
         assert f"[libdropout_fast.so.{major}]" in dyn, dyn
 
 
+def test_global_state(installed):
+    """No global mutable state beyond the dispatch chosen once: the only objects in
+    writable sections of the archive (.data, .bss, thread-local; not .data.rel.ro,
+    read-only after relocation) are the resolved default ISA and the streaming
+    threshold of df_dispatch.c, both written once through atomics."""
+    require("objdump")
+    build, _ = installed
+    table = run(["objdump", "-t", str(build / "libdropout_fast.a")])
+    writable = set()
+    for line in table.splitlines():
+        m = re.match(r"^[0-9a-f]+ .{7} (\S+)\s+[0-9a-f]+\s+(?:\.hidden )?(\S+)$", line)
+        if m and " O " in line and re.match(r"\.(data|bss|tdata|tbss)\b", m.group(1)) \
+                and not m.group(1).startswith(".data.rel.ro"):
+            writable.add(m.group(2))
+    assert writable == {"default_isa", "stream_min"}, (writable, table)
+
+
 def stripped_size(archive, tmp_path):
     """Bytes of the archive after strip --strip-unneeded (the size a package ships)."""
     copy = tmp_path / "libdropout_fast.a"

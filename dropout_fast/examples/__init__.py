@@ -1,0 +1,1 @@
+"""Example models that ship with dropout_fast (for ``python -m dropout_fast audit``)."""

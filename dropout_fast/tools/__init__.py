@@ -1,0 +1,1 @@
+"""Command-line tools that are not part of the dropout API (run with python -m)."""
