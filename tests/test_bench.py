@@ -157,3 +157,20 @@ def test_plot_writes_a_png_or_says_why_not(quick_json, tmp_path):
         return
     assert msg == f"wrote {path}"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_timing_interleaves_rounds_and_samples_slow_calls_less():
+    import time as _time
+
+    from dropout_fast.bench.timing import summarize, time_interleaved
+
+    calls = []
+    impls = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    out = time_interleaved(impls, rounds=3, min_time=0.0)
+    assert calls == ["a", "a", "b", "b"] + ["a", "b"] * 3   # warm-up + calibration, then A/B
+    assert [len(out[k].samples) for k in "ab"] == [3, 3]
+    slow = time_interleaved({"s": lambda: _time.sleep(0.02)}, rounds=5, min_time=0.0,
+                            slow_rounds=2, max_time=0.01)
+    assert len(slow["s"].samples) == 2 and slow["s"].median >= 0.02
+    t = summarize([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert t.median == 3.0 and t.spread > 0

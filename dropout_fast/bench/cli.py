@@ -54,7 +54,7 @@ def parse(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
                     help=f"size 2**{QUICK_SIZES[0]}, float32, one "
-                         "thread, 3 rounds, no torch.compile (under a minute)")
+                         "thread, 3 rounds, no torch.compile")
     ap.add_argument("--ops", default=",".join(ops.OPS),
                     help=f"comma-separated operations (default all: {','.join(ops.OPS)})")
     ap.add_argument("--sizes", help="log2 element counts: '12,16' or '12:26:2' "

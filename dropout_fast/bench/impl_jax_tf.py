@@ -36,7 +36,7 @@ def _jax_functions(jax, jnp):
         gamma = P * h * w / (BLOCK ** 2 * (h - BLOCK + 1) * (w - BLOCK + 1))
         seeds = bern(key, gamma, (n, c, h - BLOCK + 1, w - BLOCK + 1)).astype(x.dtype)
         pad = BLOCK - 1
-        seeds = jnp.pad(seeds, ((0, 0), (0, 0), (pad, 0), (pad, 0)))
+        seeds = jnp.pad(seeds, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
         dropped = jax.lax.reduce_window(seeds, -jnp.inf, jax.lax.max, (1, 1, BLOCK, BLOCK),
                                         (1, 1, 1, 1), "VALID")
         keep = 1 - dropped

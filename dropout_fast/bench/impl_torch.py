@@ -85,6 +85,11 @@ def impl(op: str, direction: str, a: dict, compiled: bool = False):
         return f
     fn = _functions(torch)[op]
     if compiled:
+        # retain_graph=True (one graph, backward replayed) needs donated buffers off;
+        # they only let backward reuse saved tensors' memory.
+        import torch._functorch.config as functorch_config
+
+        functorch_config.donated_buffer = False
         fn = torch.compile(fn)  # shapes become dynamic at the second size: one recompile
     args, ngrad = _args(torch, op, a, True)
     if direction == "forward":
