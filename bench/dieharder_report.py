@@ -132,7 +132,25 @@ def main() -> int:
         wall = "running" if info["elapsed"] is None else f"{info['elapsed'] / 60:.0f} min"
         summary.append(f"| [{info['name']}](#{info['name']}) | {len(info['rows'])} | "
                        f"{c['PASSED']} | {c['WEAK']} | {c['FAILED']} | {wall} |")
-    text = (INTRO + "\n## Summary\n\n" + "\n".join(summary) + "\n\n## Results\n\n"
+    streams: dict = {}
+    for info in runs:  # words, words_tail, ... are runs on the stream "words"
+        streams.setdefault(info["name"].split("_")[0], []).append(info)
+    combined = ["| stream | runs | results | PASSED | WEAK | FAILED | tests of -a not run |",
+                "|---|---|---|---|---|---|---|"]
+    for name, group in streams.items():
+        rows = [r for info in group for r in info["rows"]]
+        c = Counter(r[5] for r in rows)
+        seen = {r[0] for r in rows}
+        missing = [t for t in ALL_TESTS if t not in seen]
+        lags = {int(r[1]) for r in rows if r[0] == "rgb_lagged_sum"}
+        if lags and len(lags) < 33:  # -a runs lags 0 to 32
+            missing.append("rgb_lagged_sum lags " + ", ".join(
+                str(lag) for lag in range(33) if lag not in lags))
+        missing = ", ".join(missing) or "none"
+        combined.append(f"| {name} | {len(group)} | {len(rows)} | {c['PASSED']} | {c['WEAK']} | "
+                        f"{c['FAILED']} | {missing} |")
+    text = (INTRO + "\n## Summary\n\n" + "\n".join(combined) + "\n\nBy run:\n\n"
+            + "\n".join(summary) + "\n\n## Results\n\n"
             + "\n".join(section(info) for info in runs))
     (ROOT / "docs" / "dieharder.md").write_text(text)
     return 0
