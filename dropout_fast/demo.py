@@ -241,13 +241,13 @@ def _mc_table(mc: dict, args, out) -> None:
           f"layers on): accuracy of the most confident predictions", file=out)
     head = (f"{'network':<8}{'dropout':<14}"
             + "".join(f"{f'{int(100 * f)}%':>8}" for f in FRACTIONS)
-            + f"{'mean MI':>10}{'time':>10}")
+            + f"{'mean MI':>10}{'time (' + args.timer + ')':>13}")
     print(head, file=out)
     print("-" * len(head), file=out)
     for net, runs in mc.items():
         for name, r in runs.items():
             print(f"{net:<8}{name:<14}" + "".join(f"{100 * a:>7.1f}%" for a in r["table"])
-                  + f"{r['mutual_information']:>10.4f}{r['seconds']:>8.2f} s", file=out)
+                  + f"{r['mutual_information']:>10.4f}{r['seconds']:>11.2f} s", file=out)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
