@@ -22,7 +22,7 @@ def quick(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("demo") / "demo.png"
     out = io.StringIO()
-    res = demo.run(["--quick", "--no-progress", "--plot", str(path)], out=out)
+    res = demo.run(["--quick", "--no-progress", "--timer", "cpu", "--plot", str(path)], out=out)
     return res, out.getvalue(), path
 
 
@@ -83,5 +83,8 @@ def test_command_line_options():
         with pytest.raises(SystemExit) as e:
             demo.parse_args(bad)
         assert e.value.code == 2
+    with pytest.raises(SystemExit):
+        demo.parse_args(["--timer", "sundial"])
+    assert demo.parse_args(["--timer", "cpu"]).timer == "cpu"
     a = demo.parse_args(["--quick", "--epochs", "5"])
     assert (a.epochs, a.samples, a.hidden) == (5, demo.QUICK["samples"], demo.QUICK["hidden"])
