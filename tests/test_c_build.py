@@ -14,6 +14,7 @@ import subprocess
 import pytest
 
 import oracle
+from ctools import require, run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CC = os.environ.get("CC", "cc")
@@ -48,23 +49,6 @@ int main(void)
     return rc != DF_OK;                      /* the next call starts at offset + (N + 7) / 8 */
 }
 """
-
-
-def require(*tools):
-    """Skip (fail under CI=true) unless every tool is on PATH."""
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        why = "not found: " + ", ".join(missing)
-        if IN_CI:
-            pytest.fail(why + " (CI=true: the C build tests may not be skipped)")
-        pytest.skip(why)
-
-
-def run(cmd, **kw):
-    """Run cmd; on failure, fail with its whole output."""
-    res = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    assert res.returncode == 0, f"{' '.join(map(str, cmd))}\n{res.stdout}\n{res.stderr}"
-    return res.stdout
 
 
 def header_version():

@@ -16,6 +16,7 @@ import pytest
 
 import dropout_fast as df
 from dropout_fast.mc import mc_predict
+from ctools import require, run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IN_CI = os.environ.get("CI") == "true"
@@ -30,22 +31,6 @@ ATOL = 2e-6
 
 LINE = re.compile(r"^input (\d+): label (-?\d+) class (\d+) mean_prob ([0-9.]+) "
                   r"entropy ([0-9.]+) mutual_info ([0-9.]+)$", re.MULTILINE)
-
-
-def require(*tools):
-    """Skip (fail under CI=true) unless every tool is on PATH."""
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        why = "not found: " + ", ".join(missing)
-        if IN_CI:
-            pytest.fail(why + " (CI=true: the example tests may not be skipped)")
-        pytest.skip(why)
-
-
-def run(cmd, **kw):
-    res = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    assert res.returncode == 0, f"{' '.join(map(str, cmd))}\n{res.stdout}\n{res.stderr}"
-    return res.stdout
 
 
 def exporter():
