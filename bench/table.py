@@ -1,6 +1,6 @@
 """Print the side-by-side table (the same as ``python -m dropout_fast bench``).
 
-    python bench/table.py [--quick] [--sizes 16,20,24] [--threads 1] [--json out.json]
+    python bench/table.py [--quick] [--sizes 16,20,24] [--threads 1] [--json out.json] [--plot out.png]
 """
 import sys
 

@@ -3,38 +3,50 @@
     pytest bench/ --benchmark-only
     pytest bench/ --benchmark-only --benchmark-compare   # against a saved run
 
-Forward and backward of standard dropout, float32, at 2**16, 2**20 and 2**24
-elements, single-threaded, next to the peers of dropout_fast.bench and
-numpy.copyto (the memory-bandwidth yardstick).
+Forward and backward of every operation of ``python -m dropout_fast bench``
+(the same calls, from dropout_fast.bench's op registry), float32, one thread,
+at 2**16 and 2**22 elements, next to the numpy peer and the memory-bandwidth
+probe (scale with streaming stores over the same bytes).
 """
 import numpy as np
 import pytest
 
-from dropout_fast import bench
+from dropout_fast import _config
+from dropout_fast.bench import bandwidth, impl_numpy, ops, peers
 
-SIZES = [2**16, 2**20, 2**24]
+SIZES = [16, 22]
+FOUND = peers.detect(check_compile=False)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    bench.set_threads(1)
+    peers.set_threads(1, FOUND)
 
 
-def _cases(make):
-    for n in SIZES:
-        x = np.random.default_rng(0).standard_normal(n).astype(np.float32)
-        for name, fn in make(x, 1).items():
-            yield pytest.param(fn, id=f"{name}-2**{n.bit_length() - 1}",
-                               marks=pytest.mark.skipif(fn is None, reason="not installed"))
+def _cases():
+    for op, spec in ops.OPS.items():
+        for direction in spec.directions:
+            for lg in SIZES:
+                for impl in ("dropout_fast", "numpy"):
+                    yield pytest.param(op, direction, lg, impl,
+                                       id=f"{op}-{direction}-2**{lg}-{impl}")
 
 
-@pytest.mark.parametrize("fn", _cases(bench.forward_impls))
-def test_forward(benchmark, fn):
-    benchmark.group = "forward"
+@pytest.mark.parametrize("op,direction,lg,impl", _cases())
+def test_op(benchmark, op, direction, lg, impl):
+    a = ops.inputs(op, 1 << lg, np.float32)
+    if impl == "dropout_fast":
+        fn = ops.dropout_fast_impl(op, direction, a)
+    else:
+        fn = impl_numpy.impl(op, direction, a)
+    benchmark.group = f"{op} {direction} 2**{lg}"
+    benchmark.extra_info["bytes"] = ops.bytes_moved(op, direction, 1 << lg, np.float32)
     benchmark(fn)
 
 
-@pytest.mark.parametrize("fn", _cases(bench.backward_impls))
-def test_backward(benchmark, fn):
-    benchmark.group = "backward"
-    benchmark(fn)
+@pytest.mark.skipif(not bandwidth.available(), reason="needs the C extension")
+@pytest.mark.parametrize("lg", SIZES)
+def test_bandwidth(benchmark, lg):
+    x, y = bandwidth.aligned(4 << lg), bandwidth.aligned(4 << lg)
+    benchmark.group = f"bandwidth 2**{lg}"
+    benchmark(_config.kernels.bw_run, "scale", True, x, y, 1, 1)

@@ -19,6 +19,7 @@ cdef extern from "dropout_fast.h" nogil:
         DF_ISA_SCALAR
         DF_ISA_AVX2
         DF_ISA_AVX512
+        DF_ISA_NEON
 
     ctypedef struct df_key_t:
         uint32_t k0

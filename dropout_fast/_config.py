@@ -26,7 +26,7 @@ except ImportError as exc:  # pragma: no cover - exercised only on broken instal
     BACKEND = "numba"
 
 ISA_AUTO = -1
-ISA_CODES = {"scalar": 0, "avx2": 1, "avx512": 2}
+ISA_CODES = {"scalar": 0, "avx2": 1, "avx512": 2, "neon": 3}
 
 
 def _threads_from_env() -> int:

@@ -9,7 +9,8 @@ from dropout_fast._c cimport *
 
 cnp.import_array()
 
-ISA_CODES = {"scalar": DF_ISA_SCALAR, "avx2": DF_ISA_AVX2, "avx512": DF_ISA_AVX512}
+ISA_CODES = {"scalar": DF_ISA_SCALAR, "avx2": DF_ISA_AVX2, "avx512": DF_ISA_AVX512,
+             "neon": DF_ISA_NEON}
 
 
 class KernelError(RuntimeError):

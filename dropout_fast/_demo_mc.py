@@ -2,7 +2,6 @@
 predictions versus the fraction retained, and its PNG plot."""
 from __future__ import annotations
 
-import time
 from typing import Dict, Sequence
 
 import numpy as np
@@ -37,9 +36,12 @@ def mc_evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, sam
                 seed: int) -> Dict[str, object]:
     """MC dropout on the test set: accuracy of the MC mean, confidence = the mean
     probability of the predicted class, retained-fraction accuracies, time taken."""
-    t0 = time.perf_counter()
+    from dropout_fast._demo_train import _clock
+
+    clock = _clock[0]  # the demo's --timer
+    t0 = clock()
     r = mc_predict(model, x, samples=samples, seed=seed)
-    seconds = time.perf_counter() - t0
+    seconds = clock() - t0
     conf = r.mean.max(-1).values.numpy()
     correct = (r.predicted_class == y).numpy()
     return {"accuracy": float(correct.mean()),
@@ -54,8 +56,8 @@ def plot(results: Dict[str, Dict[str, dict]], path: str, *, samples: int,
     """Accuracy versus retained fraction, one panel per network, one line per run.
 
     `results` maps network -> run name -> `mc_evaluate` output. `extra`, when
-    given, is called with the figure to add panels (the rate tuner's). Writes a
-    PNG at `path` and returns it.
+    given, is called as ``extra(figure, subplot_spec)`` to draw the last column
+    (the rate tuner's). Writes a PNG at `path` and returns it.
     """
     import matplotlib
 
@@ -63,8 +65,10 @@ def plot(results: Dict[str, Dict[str, dict]], path: str, *, samples: int,
     import matplotlib.pyplot as plt
 
     ncols = len(results) + (1 if extra is not None else 0)
-    fig, axes = plt.subplots(1, ncols, figsize=(5 * ncols, 4), squeeze=False)
-    for ax, (net, runs) in zip(axes[0], results.items()):
+    fig = plt.figure(figsize=(5 * ncols, 4.5))
+    grid = fig.add_gridspec(1, ncols)
+    for i, (net, runs) in enumerate(results.items()):
+        ax = fig.add_subplot(grid[0, i])
         for (name, res), style in zip(runs.items(), ("o-", "s--")):
             ax.plot(CURVE, res["curve"], style, label=name, markersize=4)
         ax.set_title(f"{net}: MC dropout, T={samples}")
@@ -73,7 +77,7 @@ def plot(results: Dict[str, Dict[str, dict]], path: str, *, samples: int,
         ax.grid(alpha=0.3)
         ax.legend()
     if extra is not None:
-        extra(axes[0][len(results)])
+        extra(fig, grid[0, len(results)])
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

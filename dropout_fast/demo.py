@@ -10,7 +10,9 @@ table reports the median time per training step, the bytes the dropout layers
 keep for backward (measured with saved-tensor hooks), the test accuracy of
 both runs and the speedup; then Monte Carlo dropout on the test set gives the
 accuracy of the most confident 50/80/100% of predictions and a PNG plot of
-accuracy versus retained fraction.
+accuracy versus retained fraction. Last, `dropout_fast.advise.RateTuner`
+chooses a dropout rate on the same data from the train/validation gap, shown
+per round in the output and per epoch in the plot's last panel.
 
 Needs the ``demo`` extra: ``pip install -e ".[demo]"``.
 """
@@ -48,10 +50,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0, help="seed of everything (default 0)")
     ap.add_argument("--threads", type=int, default=None,
                     help="threads for torch and dropout_fast (default: as configured)")
+    ap.add_argument("--timer", choices=("wall", "cpu"), default="wall",
+                    help="clock of the step timings: wall (default) or this process's CPU "
+                         "time (steadier on a busy machine; use with --threads 1)")
     ap.add_argument("--plot", default="dropout_fast_demo.png",
                     help="where to write the PNG (default ./dropout_fast_demo.png)")
     ap.add_argument("--no-plot", action="store_true", help="skip the PNG")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ap.add_argument("--no-tune", action="store_true",
+                    help="skip the dropout-rate tuning section (dropout_fast.advise.RateTuner)")
     args = ap.parse_args(argv)
     preset = QUICK if args.quick else FULL
     for name in ("epochs", "samples"):
@@ -84,7 +91,8 @@ def _header(args) -> str:
     return (f"dropout_fast {dropout_fast.__version__} ({info.get('isa', '?')}, "
             f"{dropout_fast.get_num_threads()} threads) vs torch {torch.__version__} "
             f"({torch.get_num_threads()} threads); digits from scikit-learn; "
-            f"{args.epochs} epochs, batch {args.batch_size}, seed {args.seed}"
+            f"{args.epochs} epochs, batch {args.batch_size}, seed {args.seed}, "
+            f"{args.timer} clock"
             f"{', --quick' if args.quick else ''}")
 
 
@@ -94,7 +102,8 @@ def run(argv: Optional[List[str]] = None, out=None) -> dict:
     Returns
     -------
     dict
-        ``{"training": {net: {run: {...}}}, "mc": {net: {run: {...}}}, "plot": path}``.
+        ``{"training": {net: {run: {...}}}, "mc": {net: {run: {...}}},
+        "tuning": [TuningStep, ...], "plot": path}``.
     """
     import torch
     from tqdm import tqdm
@@ -108,6 +117,7 @@ def run(argv: Optional[List[str]] = None, out=None) -> dict:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
         dropout_fast.set_num_threads(args.threads)
+    dt.use_clock(args.timer)
     print(_header(args), file=out)
     data = dt.load(args.seed)
     nets = {
@@ -146,17 +156,46 @@ def run(argv: Optional[List[str]] = None, out=None) -> dict:
         training[net]["replaced"] = len(runs[1].report)
     _training_table(training, data.y_test.shape[0], args, out)
 
+    bar = tqdm(total=2 * len(nets), desc=f"MC dropout (T={args.samples})", unit="model",
+               disable=args.no_progress, file=sys.stderr, leave=False)
     for net, (_, _, xte) in nets.items():
-        mc[net] = {name: dmc.mc_evaluate(m, xte, data.y_test, samples=args.samples,
-                                         seed=args.seed)
-                   for name, m in models[net].items()}
+        mc[net] = {}
+        for name, m in models[net].items():
+            mc[net][name] = dmc.mc_evaluate(m, xte, data.y_test, samples=args.samples,
+                                            seed=args.seed)
+            bar.update(1)
+    bar.close()
     _mc_table(mc, args, out)
+    steps = [] if args.no_tune else _tune(args, out)
     path = None
     if not args.no_plot:
-        path = dmc.plot(mc, args.plot, samples=args.samples)
+        from dropout_fast._demo_tune import tuning_panel
+
+        path = dmc.plot(mc, args.plot, samples=args.samples,
+                        extra=tuning_panel(steps) if steps else None)
         print(f"\nplot: accuracy vs retained fraction written to {os.path.abspath(path)}",
               file=out)
-    return {"training": training, "mc": mc, "plot": path}
+    return {"training": training, "mc": mc, "tuning": steps, "plot": path}
+
+
+def _tune(args, out) -> list:
+    """RateTuner choosing a dropout rate on digits, a progress bar over its rounds."""
+    from tqdm import tqdm
+
+    from dropout_fast._demo_tune import print_tuning, run_tuner
+
+    bar = tqdm(desc="tuning the dropout rate", unit="round", disable=args.no_progress,
+               file=sys.stderr, leave=False)
+
+    def progress(step):
+        bar.set_postfix(rate=f"{step.rate:.2f}", gap=f"{step.gap:+.3f}",
+                        next=f"{step.advice.action} {step.advice.rate:.2f}", refresh=False)
+        bar.update(1)
+
+    steps = run_tuner(quick=args.quick, seed=args.seed, progress=progress)
+    bar.close()
+    print_tuning(steps, out)
+    return steps
 
 
 def _training_table(training: dict, n_test: int, args, out) -> None:
@@ -202,13 +241,13 @@ def _mc_table(mc: dict, args, out) -> None:
           f"layers on): accuracy of the most confident predictions", file=out)
     head = (f"{'network':<8}{'dropout':<14}"
             + "".join(f"{f'{int(100 * f)}%':>8}" for f in FRACTIONS)
-            + f"{'mean MI':>10}{'time':>10}")
+            + f"{'mean MI':>10}{'time (' + args.timer + ')':>13}")
     print(head, file=out)
     print("-" * len(head), file=out)
     for net, runs in mc.items():
         for name, r in runs.items():
             print(f"{net:<8}{name:<14}" + "".join(f"{100 * a:>7.1f}%" for a in r["table"])
-                  + f"{r['mutual_information']:>10.4f}{r['seconds']:>8.2f} s", file=out)
+                  + f"{r['mutual_information']:>10.4f}{r['seconds']:>11.2f} s", file=out)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -474,7 +474,7 @@ def mc_sample(forward_fn: Callable, x, T: int, *, rng: RNGLike = None,
         y = check_array(forward_fn(xc, g), "forward_fn")
         used = g.offset - start
         if c == 0 and stride is None:  # the first call sets the stride
-            if used == 0:
+            if used == 0 and y.size:  # an empty batch draws nothing, and needs nothing
                 raise RuntimeError("forward_fn drew no counter blocks from the rng it was "
                                    "given: pass rng=rng to its dropout calls")
             stride = used

@@ -358,6 +358,10 @@ def embedding_dropout(weight, ids=None, p: float = 0.1, *, training: bool = True
     """
     if not check_training(training):
         weight = check_array(weight, "weight")
+        check_p(p)
+        if weight.ndim != 2:  # as in training mode (not an IndexError from the lookup)
+            raise ValueError(f"weight: expected a 2-D embedding matrix (V, D), "
+                             f"got shape {weight.shape}")
         return weight if ids is None else weight[_check_ids(ids, weight.shape[0])]
     if ids is None:
         return _run("embedding_dropout", weight, p, True, rng, None)

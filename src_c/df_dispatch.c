@@ -19,6 +19,8 @@ static int cpu_has(df_isa_t isa)
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
 #endif
+    case DF_ISA_NEON: /* part of the AArch64 base */
+        return DF_HAVE_NEON;
     default:
         return 0;
     }
@@ -35,6 +37,10 @@ static const df_kernels_t *table_of(df_isa_t isa)
     case DF_ISA_AVX512:
         return &df_kernels_avx512;
 #endif
+#if DF_HAVE_NEON
+    case DF_ISA_NEON:
+        return &df_kernels_neon;
+#endif
     default:
         return NULL;
     }
@@ -48,7 +54,7 @@ int df_isa_available(df_isa_t isa)
 static df_isa_t resolve_default(void)
 {
     const char *env = getenv("DROPOUT_FAST_ISA");
-    static const df_isa_t named[] = {DF_ISA_SCALAR, DF_ISA_AVX2, DF_ISA_AVX512};
+    static const df_isa_t named[] = {DF_ISA_SCALAR, DF_ISA_AVX2, DF_ISA_AVX512, DF_ISA_NEON};
     if (env != NULL)
         for (size_t i = 0; i < sizeof named / sizeof named[0]; ++i)
             if (strcmp(env, df_isa_name(named[i])) == 0 && df_isa_available(named[i]))
@@ -57,6 +63,8 @@ static df_isa_t resolve_default(void)
         return DF_ISA_AVX512;
     if (df_isa_available(DF_ISA_AVX2))
         return DF_ISA_AVX2;
+    if (df_isa_available(DF_ISA_NEON))
+        return DF_ISA_NEON;
     return DF_ISA_SCALAR;
 }
 
@@ -82,6 +90,8 @@ const char *df_isa_name(df_isa_t isa)
         return "avx2";
     case DF_ISA_AVX512:
         return "avx512";
+    case DF_ISA_NEON:
+        return "neon";
     default:
         return "unknown";
     }

@@ -107,6 +107,18 @@ extern const df_kernels_t df_kernels_avx512;
 #else
 #define DF_HAVE_X86 0
 #endif
+#if defined(__aarch64__) && defined(__ARM_NEON)
+#define DF_HAVE_NEON 1
+extern const df_kernels_t df_kernels_neon;
+#else
+#define DF_HAVE_NEON 0
+#endif
+
+/* The scalar broadcast pass, for tables without a body of their own (NEON). */
+void df_bcast_f32_scalar(const float *x, float *y, const df_rows_t *v, int64_t r0, int64_t r1,
+                         float a, float b, float c, int flags);
+void df_bcast_f64_scalar(const double *x, double *y, const df_rows_t *v, int64_t r0, int64_t r1,
+                         double a, double b, double c, int flags);
 
 /* Below this many elements per thread, fork/join costs more than it saves.
  * Measured (float32 forward, AVX-512, 2 cores of an AMD EPYC): 2 threads are

@@ -93,6 +93,18 @@ DF_DEFINE_BWD_SCALAR(bwd_f64_scalar, double)
 DF_DEFINE_BCAST_SCALAR(bcast_f32_scalar, float)
 DF_DEFINE_BCAST_SCALAR(bcast_f64_scalar, double)
 
+void df_bcast_f32_scalar(const float *x, float *y, const df_rows_t *v, int64_t r0, int64_t r1,
+                         float a, float b, float c, int flags)
+{
+    bcast_f32_scalar(x, y, v, r0, r1, a, b, c, flags);
+}
+
+void df_bcast_f64_scalar(const double *x, double *y, const df_rows_t *v, int64_t r0, int64_t r1,
+                         double a, double b, double c, int flags)
+{
+    bcast_f64_scalar(x, y, v, r0, r1, a, b, c, flags);
+}
+
 const df_kernels_t df_kernels_scalar = {
     DF_ISA_SCALAR,  mask_scalar,      fwd_f32_scalar,   fwd_f64_scalar,
     bwd_f32_scalar, bwd_f64_scalar,   bcast_f32_scalar, bcast_f64_scalar,

@@ -63,12 +63,15 @@ typedef enum {
 #define DF_MAX_DIMS 32
 
 /* Instruction sets. DF_ISA_AUTO picks the best one this CPU supports (or the
- * one named by the environment variable DROPOUT_FAST_ISA, read once). */
+ * one named by the environment variable DROPOUT_FAST_ISA, read once). Append-only.
+ * DF_ISA_NEON (AArch64) covers the mask, forward and backward kernels; the other
+ * families run their scalar bodies under it. */
 typedef enum {
     DF_ISA_AUTO = -1,
     DF_ISA_SCALAR = 0,
     DF_ISA_AVX2 = 1,
-    DF_ISA_AVX512 = 2
+    DF_ISA_AVX512 = 2,
+    DF_ISA_NEON = 3
 } df_isa_t;
 
 /* A Philox4x32 key: (seed & 0xFFFFFFFF, seed >> 32). */
@@ -103,7 +106,7 @@ DF_API int df_isa_available(df_isa_t isa);
 /* df_isa_default: the instruction set DF_ISA_AUTO resolves to. */
 DF_API df_isa_t df_isa_default(void);
 
-/* df_isa_name: "scalar", "avx2", "avx512", or "unknown". */
+/* df_isa_name: "scalar", "avx2", "avx512", "neon", or "unknown". */
 DF_API const char *df_isa_name(df_isa_t isa);
 
 /* df_has_openmp: 1 if the library was built with OpenMP. */

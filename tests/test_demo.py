@@ -2,7 +2,8 @@
 both trainings (torch's dropout and dropout_fast's) learn digits far above
 chance and agree, the dropout layers' memory saved for backward (measured by
 saved-tensor hooks) is >= 30 times smaller with dropout_fast, MC dropout ranks
-confident predictions first, and the PNG is written."""
+confident predictions first, the RateTuner section chooses a rate, and the PNG
+is written."""
 import pytest
 
 pytest.importorskip("torch")
@@ -21,7 +22,7 @@ def quick(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("demo") / "demo.png"
     out = io.StringIO()
-    res = demo.run(["--quick", "--no-progress", "--plot", str(path)], out=out)
+    res = demo.run(["--quick", "--no-progress", "--timer", "cpu", "--plot", str(path)], out=out)
     return res, out.getvalue(), path
 
 
@@ -55,6 +56,17 @@ def test_quick_demo_mc_dropout_and_plot(quick):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_quick_demo_tunes_the_rate(quick):
+    """The RateTuner section: rounds with their gaps printed, a rate in [0, 0.5] chosen."""
+    res, text, _ = quick
+    steps = res["tuning"]
+    assert steps and 0.0 <= steps[-1].advice.rate <= 0.5
+    assert "Dropout rate tuning" in text and "chosen rate" in text
+    for s in steps:
+        assert f"{s.gap:+.3f}" in text
+        assert s.train_acc > 0.5 and s.val_acc > 0.5
+
+
 def test_retained_accuracy():
     conf = [0.9, 0.1, 0.8, 0.5]
     correct = [1, 0, 1, 0]
@@ -71,5 +83,8 @@ def test_command_line_options():
         with pytest.raises(SystemExit) as e:
             demo.parse_args(bad)
         assert e.value.code == 2
+    with pytest.raises(SystemExit):
+        demo.parse_args(["--timer", "sundial"])
+    assert demo.parse_args(["--timer", "cpu"]).timer == "cpu"
     a = demo.parse_args(["--quick", "--epochs", "5"])
     assert (a.epochs, a.samples, a.hidden) == (5, demo.QUICK["samples"], demo.QUICK["hidden"])

@@ -181,8 +181,9 @@ def test_native_sanitized(native, model, tmp_path):
 
 
 def test_aarch64_qemu_matches_python(model, tmp_path):
-    """Cross-compiled for aarch64 (the scalar kernels) and run under qemu: the same
-    figures, so the masks on ARM are the ones Python drew on x86-64."""
+    """Cross-compiled for aarch64 and run under qemu, with the NEON kernels (the
+    default there) and with the scalar ones: the same figures as Python's, and the
+    same bytes as each other, so the masks on ARM are the ones Python drew on x86-64."""
     cc, qemu = "aarch64-linux-gnu-gcc", "qemu-aarch64"
     require("cmake", cc, qemu, "readelf")
     if not os.path.isdir(SYSROOT):
@@ -197,6 +198,10 @@ def test_aarch64_qemu_matches_python(model, tmp_path):
                       "-DCMAKE_FIND_ROOT_PATH_MODE_LIBRARY=ONLY",
                       "-DCMAKE_FIND_ROOT_PATH_MODE_INCLUDE=ONLY")
     assert "AArch64" in run(["readelf", "-h", exe])
-    out = run([qemu, "-L", SYSROOT, exe, model, str(T), str(SEED), str(OFFSET)], timeout=300)
-    assert "(scalar)" in out, out
+    cmd = [qemu, "-L", SYSROOT, exe, model, str(T), str(SEED), str(OFFSET)]
+    out = run(cmd, timeout=300)
+    assert "(neon)" in out, out
     check_matches(out, model, T, SEED, OFFSET)
+    scalar = run(cmd, timeout=300, env=dict(os.environ, DROPOUT_FAST_ISA="scalar"))
+    assert "(scalar)" in scalar, scalar
+    assert scalar.replace("(scalar)", "(neon)") == out

@@ -72,11 +72,12 @@ def test_command_line_info_and_bench(tmp_path):
     assert json.loads(out.stdout)["backend"] == "c"
     report = tmp_path / "bench.json"
     out = python("from dropout_fast.__main__ import main; "
-                 f"main(['bench', '--quick', '--sizes', '10', '--json', r'{report}'])")
-    assert "| forward | 2**10 | dropout_fast |" in out.stdout
+                 f"main(['bench', '--quick', '--sizes', '10', '--ops', 'dropout', "
+                 f"'--peers', 'numpy', '--json', r'{report}'])")
+    assert "| dropout | for | 2**10 | float32 | 1 | dropout_fast |" in out.stdout
     rows = json.loads(report.read_text())["rows"]
-    assert {r["impl"] for r in rows} >= {"dropout_fast", "numpy", "numpy.copyto"}
-    assert all(r["ns_per_elem"] > 0 for r in rows if "skipped" not in r)
+    assert {r["impl"] for r in rows} == {"dropout_fast", "dropout_fast (alloc)", "numpy"}
+    assert all(r["elem_per_ns"] > 0 for r in rows if not r["skipped"])
 
 
 def test_isa_override_rejects_unavailable():

@@ -65,3 +65,33 @@ def test_inductor_dropout_values_and_gradient():
     assert set(torch.unique(y.detach()).tolist()) <= {0.0, 6.0}
     assert abs((y != 0).float().mean().item() - 0.5) < 5 * (0.25 / 4096) ** 0.5
     assert torch.equal(x.grad, y.detach())  # d/dx (3 * keep * 2 * x) = 3 * keep * 2
+
+
+def _opcheck_cases():
+    seed = torch.tensor(12345, dtype=torch.int64)
+
+    def f64(*shape):
+        return torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    cl = torch.randn(2, 3, 4, 5).to(memory_format=torch.channels_last).requires_grad_()
+    return {
+        "masked_fwd": (f64(3, 4, 5), seed, 0, 0.3, [3, 4, 1], [0, 1, 2], 1 / 0.7, 0.0, 0.0,
+                       True),
+        "masked_fwd_channels_last": (cl, seed, 1, 0.3, [2, 3, 1, 1], [0, 2, 3, 1], 1 / 0.7,
+                                     0.0, 0.0, True),
+        "masked_fwd_bf16": (torch.randn(4, 6).bfloat16().requires_grad_(), seed, 0, 0.5,
+                            [4, 6], [0, 1], 2.0, 0.0, 0.0, False),
+        "gaussian": (f64(3, 5), seed, 0, 0.5, [0, 1]),
+        "drop_block_fwd": (f64(2, 2, 5, 5), seed, 0, 0.2, 3, "channels_first", 1e-6, True),
+        "embedding_fwd": (f64(7, 3), torch.tensor([[1, 2, 1]]), seed, 0, 0.3),
+        "softmax_dropout_fwd": (f64(2, 4, 4), seed, 0, 0.2, 1, None, False, True),
+        "bias_dropout_add_fwd": (f64(3, 4), f64(4), f64(3, 4), seed, 0, 0.3, True),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_opcheck_cases()))
+def test_opcheck(case):
+    """torch.library.opcheck: schema, autograd registration, fake tensors (shapes and
+    strides), AOT dispatch."""
+    from dropout_fast.torch._registry import REGISTRY
+    name = case.split("_channels")[0].split("_bf16")[0]
+    torch.library.opcheck(REGISTRY[name].compiled, _opcheck_cases()[case])

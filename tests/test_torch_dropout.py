@@ -137,6 +137,23 @@ def test_inplace_semantics_like_torch():
     assert torch.equal(leaf.grad, (out.detach() != 0).float() * 2.0)
 
 
+@pytest.mark.parametrize("context", ["no_grad", "inference_mode"])
+def test_inplace_without_autograd_writes_over_the_input(context):
+    x = torch.ones(64, 33, requires_grad=context == "no_grad")
+    ctx = torch.no_grad() if context == "no_grad" else torch.inference_mode()
+    with ctx:
+        if context == "inference_mode":
+            x = torch.ones(64, 33)
+        s = _seed_of_next_call()
+        before = x._version if context == "no_grad" else None
+        y = dt.dropout(x, 0.5, inplace=True)
+    assert y is x
+    if before is not None:
+        assert x._version > before
+    ref = df.dropout(np.ones((64, 33), np.float32), 0.5, rng=dt.numpy_generator(s, 0))
+    assert np.array_equal(x.detach().numpy(), ref)
+
+
 def test_bad_inputs():
     x = torch.randn(3, 4)
     with pytest.raises(ValueError, match="p"):
@@ -155,3 +172,19 @@ def test_bad_inputs():
         dt.dropout(x, 0.5, mask="nope")
     with pytest.raises(TypeError, match="generator"):
         dt.dropout(x, 0.5, generator=3)
+
+
+def test_threads_draw_distinct_seeds():
+    import threading
+    x = torch.ones(1024)
+    outs = [None] * 4
+
+    def work(i):
+        outs[i] = [dt.dropout(x, 0.5) for _ in range(50)]
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    masks = {tuple((y != 0).nonzero().flatten().tolist()) for o in outs for y in o}
+    assert len(masks) == 200

@@ -82,3 +82,12 @@ def test_patched_model_trains_and_reproduces_under_manual_seed():
     a, b = run(), run()
     assert a == b
     assert a[-1] < a[0]
+
+
+@pytest.mark.parametrize("name", ["functional", "modules", "patch"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+    module = importlib.import_module(f"dropout_fast.torch.{name}")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0

@@ -35,7 +35,7 @@ def check_tensor(x, name: str) -> torch.Tensor:
     """x if it is a floating CPU tensor, else a TypeError/ValueError naming `name`."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
-    if x.device.type != "cpu":
+    if not x.is_cpu:
         raise ValueError(f"{name}: dropout_fast.torch runs on CPU tensors, got a tensor on "
                          f"device '{x.device}' (use torch's own dropout there)")
     if x.dtype not in FLOATS:

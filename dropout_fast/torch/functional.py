@@ -19,13 +19,35 @@ from torch import Tensor
 from dropout_fast._gaussian import check_gaussian_p, gaussian_sigma
 from dropout_fast._variants import VARIANTS
 from dropout_fast.api import MASK_MODES, check_p
-from dropout_fast.torch import _ops
-from dropout_fast.torch._bridge import check_tensor, memory_perm
+from dropout_fast.torch import _eager, _ops
+from dropout_fast.torch._bridge import NATIVE, check_tensor, memory_perm
 from dropout_fast.torch._rng import draw_seed, stream_id
 
 __all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d", "spatial_dropout", "alpha_dropout",
            "feature_alpha_dropout", "variational_dropout", "drop_path", "drop_connect",
            "gaussian_dropout"]
+
+
+_COMMON = """    p : float, default 0.5
+        Drop probability in [0, 1].
+    training : bool
+        When False, `input` itself is returned.
+    inplace : bool, default False
+        Write the result into `input` (torch's in-place rules apply).
+    generator : torch.Generator, optional
+        Source of the mask's seed; torch's default CPU generator when None.
+    mask : {"bits", "recompute"}, default "bits"
+        What is kept for backward: the packed mask (1 bit per mask element) or nothing.
+
+    Returns
+    -------
+    Tensor of input's shape and dtype"""
+
+
+def _doc(fn):
+    """Fill the shared parameter block into a docstring's ``{common}``."""
+    fn.__doc__ = fn.__doc__.replace("    {common}", _COMMON)
+    return fn
 
 
 def _check_flag(value, name: str) -> bool:
@@ -59,6 +81,8 @@ def table_variant(variant: str, x: Tensor, p: float, training: bool, inplace: bo
     if not training:
         return x
     a, b, c = VARIANTS[variant].coefficients(p, **options)
+    if x.dtype in NATIVE and x.is_contiguous() and not torch.compiler.is_compiling():
+        return _eager.run(x, generator, stream_id(), p, noise_shape, a, b, c, mask, inplace)
     seed = draw_seed(generator)
     keep_bits = mask == "bits" and x.requires_grad and torch.is_grad_enabled()
     y = _ops.masked_fwd(x, seed, stream_id(), p, list(noise_shape), memory_perm(x),
@@ -96,17 +120,31 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     >>> sorted(set(y.tolist()) | {0.0, 2.0})
     [0.0, 2.0]
     """
+    # The common case in a few checks (the same ones table_variant makes, in order of
+    # cost); anything unusual takes the general path, which also raises the errors.
+    if (training is True and type(p) is float and 0.0 <= p < 1.0
+            and (mask == "bits" or mask == "recompute") and type(input) is Tensor
+            and input.is_cpu and input.dtype in NATIVE and type(inplace) is bool
+            and input.is_contiguous()
+            and not torch.compiler.is_compiling()):
+        return _eager.run(input, generator, stream_id(), p, tuple(input.shape),
+                          1.0 / (1.0 - p), 0.0, 0.0, mask, inplace)
     return table_variant("dropout", input, p, training, inplace, generator, mask)
 
 
+@_doc
 def spatial_dropout(input: Tensor, p: float = 0.5, training: bool = True,
                     inplace: bool = False, *, data_format: str = "channels_first",
                     generator: Optional[torch.Generator] = None, mask: str = "bits") -> Tensor:
     """Whole feature maps, one decision per (sample, channel) (Tompson et al. 2015).
 
-    `input` is (N, C, *spatial) with ``data_format="channels_first"`` or
-    (N, *spatial, C) with "channels_last" (Keras' SpatialDropout1D/2D/3D), 3-D to 5-D.
-    A channels_last memory format needs no copy. Other arguments as in `dropout`.
+    Parameters
+    ----------
+    input : Tensor of shape (N, C, *spatial) or (N, *spatial, C), 3-D to 5-D
+        Channels first or last as `data_format` says (Keras' SpatialDropout1D/2D/3D);
+        a channels_last memory format needs no copy.
+    data_format : {"channels_first", "channels_last"}
+    {common}
     """
     return table_variant("spatial_dropout", input, p, training, inplace, generator, mask,
                          data_format=data_format)
@@ -126,9 +164,11 @@ def _channels_first(k: int, name: str):
         return table_variant("spatial_dropout", input, p, training, inplace, generator, mask,
                              data_format="channels_first")
     fn.__name__ = fn.__qualname__ = name
-    fn.__doc__ = (f"As ``torch.nn.functional.{name}``: zero whole channels of a "
-                  f"{k + 2}-D (N, C, ...) input, one decision per (sample, channel). "
-                  f"Arguments as in `dropout`.")
+    dims = {1: "L", 2: "H, W", 3: "D, H, W"}[k]
+    fn.__doc__ = (f"As ``torch.nn.functional.{name}``: zero whole channels, one decision "
+                  f"per (sample, channel).\n\n    Parameters\n    ----------\n"
+                  f"    input : Tensor of shape (N, C, {dims})"
+                  f"{'' if k == 2 else f' or unbatched (C, {dims})'}\n{_COMMON}\n")
     return fn
 
 
@@ -137,38 +177,72 @@ dropout2d = _channels_first(2, "dropout2d")
 dropout3d = _channels_first(3, "dropout3d")
 
 
+@_doc
 def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False,
                   inplace: bool = False, *, generator: Optional[torch.Generator] = None,
                   mask: str = "bits") -> Tensor:
     """As ``torch.nn.functional.alpha_dropout`` (note its default training=False):
-    SELU-preserving dropout (Klambauer et al. 2017), kept ``a*x + b``, dropped ``c``."""
+    SELU-preserving dropout (Klambauer et al. 2017), kept ``a*x + b``, dropped ``c``.
+
+    Parameters
+    ----------
+    input : Tensor of any shape
+    {common}
+    """
     return table_variant("alpha_dropout", input, p, training, inplace, generator, mask)
 
 
+@_doc
 def feature_alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False,
                           inplace: bool = False, *, generator: Optional[torch.Generator] = None,
                           mask: str = "bits") -> Tensor:
     """As ``torch.nn.functional.feature_alpha_dropout``: alpha dropout of whole
-    channels of an (N, C, ...) input."""
+    channels, one decision per (sample, channel).
+
+    Parameters
+    ----------
+    input : Tensor of shape (N, C, ...)
+    {common}
+    """
     return table_variant("feature_alpha_dropout", input, p, training, inplace, generator,
                          mask)
 
 
+@_doc
 def variational_dropout(input: Tensor, p: float = 0.5, training: bool = True,
                         inplace: bool = False, *, time_axis: int = 1,
                         generator: Optional[torch.Generator] = None,
                         mask: str = "bits") -> Tensor:
     """One mask per sequence shared by every step along `time_axis` (Gal & Ghahramani
-    2016): (N, T, F) gets an (N, 1, F) mask; pass ``time_axis=0`` for (T, N, F)."""
+    2016): (N, T, F) gets an (N, 1, F) mask.
+
+    Parameters
+    ----------
+    input : Tensor of at least 2 dimensions
+    time_axis : int, default 1
+        The axis along which the mask is shared; 0 for time-major (T, N, F).
+    {common}
+    """
     return table_variant("variational_dropout", input, p, training, inplace, generator, mask,
                          time_axis=time_axis)
 
 
+@_doc
 def drop_path(input: Tensor, p: float, training: bool = True, inplace: bool = False, *,
               mode: str = "row", scale_by_keep: bool = True,
               generator: Optional[torch.Generator] = None, mask: str = "bits") -> Tensor:
     """Stochastic depth, as timm's ``drop_path`` and torchvision's
-    ``stochastic_depth``: drop whole samples ("row") or the whole batch ("batch")."""
+    ``stochastic_depth`` (Huang et al. 2016).
+
+    Parameters
+    ----------
+    input : Tensor of shape (N, ...)
+    mode : {"row", "batch"}
+        Drop whole samples, or the whole batch at once.
+    scale_by_keep : bool, default True
+        Scale survivors by 1/(1-p) (timm's default).
+    {common}
+    """
     _check_flag(scale_by_keep, "scale_by_keep")
     return table_variant("drop_path", input, p, training, inplace, generator, mask,
                          mode=mode, scale_by_keep=scale_by_keep)
@@ -177,7 +251,19 @@ def drop_path(input: Tensor, p: float, training: bool = True, inplace: bool = Fa
 def drop_connect(weight: Tensor, p: float = 0.5, training: bool = True, *,
                  generator: Optional[torch.Generator] = None, mask: str = "bits") -> Tensor:
     """DropConnect (Wan et al. 2013): dropout on a weight tensor; use the result in
-    place of the weight, e.g. ``F.linear(x, drop_connect(W, 0.5))``."""
+    place of the weight, e.g. ``F.linear(x, drop_connect(W, 0.5))``.
+
+    Parameters
+    ----------
+    weight : Tensor of any shape
+        The gradient flows back to it through the mask.
+    p, training, generator, mask
+        As in `dropout`.
+
+    Returns
+    -------
+    Tensor of weight's shape and dtype
+    """
     return table_variant("drop_connect", weight, p, training, False, generator, mask,
                          name="weight")
 
@@ -186,8 +272,21 @@ def gaussian_dropout(input: Tensor, p: float = 0.5, training: bool = True,
                      inplace: bool = False, *,
                      generator: Optional[torch.Generator] = None) -> Tensor:
     """Gaussian dropout (Keras): ``y = x * (1 + sigma * z)``, z ~ N(0, 1),
-    ``sigma = sqrt(p / (1 - p))``, p in [0, 1). Backward regenerates the noise
-    (nothing but the seed is kept)."""
+    ``sigma = sqrt(p / (1 - p))``. Backward regenerates the noise (only the seed is
+    kept), with the normals of streams 2 to 5 of the stream contract.
+
+    Parameters
+    ----------
+    input : Tensor of any shape
+    p : float, default 0.5
+        In [0, 1).
+    training, inplace, generator
+        As in `dropout`.
+
+    Returns
+    -------
+    Tensor of input's shape and dtype
+    """
     check_tensor(input, "input")
     p = check_gaussian_p(p)
     _check_flag(training, "training")

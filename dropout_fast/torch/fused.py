@@ -42,8 +42,25 @@ def drop_block(input: Tensor, p: float, block_size: int, training: bool = True,
 
     Seeds drop with ``gamma = p*H*W / (bs**2 (H-bs+1)(W-bs+1))``, each seed drops
     the block anchored at it, survivors are scaled by ``numel / (eps + kept)``.
-    A block larger than the map is a ValueError. Keeps 1 bit per element for
-    backward ("bits") or regenerates the mask ("recompute").
+    A block larger than the map is a ValueError.
+
+    Parameters
+    ----------
+    input : Tensor of shape (N, C, H, W) or (N, C, D, H, W), or channels last
+    p : float
+        Drop probability in [0, 1].
+    block_size : int
+        Edge of the dropped square (cube).
+    training, inplace, generator
+        As in `dropout`.
+    data_format : {"channels_first", "channels_last"}
+    eps : float, default 1e-6
+    mask : {"bits", "recompute"}, default "bits"
+        Keep 1 bit per element for backward, or regenerate the mask.
+
+    Returns
+    -------
+    Tensor of input's shape and dtype
     """
     check_tensor(input, "input")
     if not torch.compiler.is_compiling():
@@ -84,9 +101,22 @@ def embedding_dropout(weight: Tensor, ids: Optional[Tensor] = None, p: float = 0
                       ) -> Tensor:
     """Word-level embedding dropout (AWD-LSTM): drop whole rows of a (V, D) weight.
 
-    With `ids` (an integer tensor of any shape) returns ``weight[ids]`` under the
-    row mask, survivors scaled by 1/(1-p); without, the masked (V, D) matrix.
-    Backward keeps one bit per row.
+    Parameters
+    ----------
+    weight : Tensor of shape (V, D)
+        The embedding matrix; it gets the gradient.
+    ids : integer Tensor of any shape, optional
+        Token ids in [0, V).
+    p : float, default 0.1
+        Probability of dropping a row (a token id everywhere it occurs).
+    training, generator
+        As in `dropout`.
+
+    Returns
+    -------
+    Tensor of shape ids.shape + (D,)
+        ``weight[ids]`` under the row mask, survivors scaled by 1/(1-p); without
+        `ids`, the masked (V, D) matrix. Backward keeps one bit per row.
     """
     check_tensor(weight, "weight")
     if weight.dim() != 2:
@@ -110,11 +140,29 @@ def softmax_dropout(input: Tensor, p: float, dim: int = -1, training: bool = Tru
                     mode: str = "store", generator: Optional[torch.Generator] = None) -> Tensor:
     """``dropout(softmax(input + attn_mask, dim), p)`` in one pass (attention probabilities).
 
-    attn_mask is additive (float; -inf excludes a key) or boolean (True = attend),
-    broadcastable, as in ``scaled_dot_product_attention``; it gets no gradient.
-    mode "store" keeps P for backward (input.numel() floats, the mask in its
-    sign bits); "recompute" keeps the scores (no new memory) and recomputes P.
-    When not training, the plain softmax.
+    Parameters
+    ----------
+    input : Tensor of shape (..., Lq, Lk)
+        Attention scores.
+    p : float
+        Drop probability in [0, 1].
+    dim : int, default -1
+        The softmax axis.
+    training : bool, default True
+        When False, the plain softmax.
+    attn_mask : Tensor, optional
+        Additive (the input's dtype; -inf excludes a key) or boolean (True = attend),
+        broadcastable, as in ``scaled_dot_product_attention``; it gets no gradient.
+    is_causal : bool, default False
+        Mask keys after the query (needs dim=-1).
+    mode : {"store", "recompute"}, default "store"
+        "store" keeps P for backward (input.numel() floats, the mask in its sign
+        bits); "recompute" keeps the scores (no new memory) and recomputes P.
+    generator : torch.Generator, optional
+
+    Returns
+    -------
+    Tensor of input's shape and dtype
     """
     check_tensor(input, "input")
     p = check_p(p)
@@ -144,9 +192,23 @@ def bias_dropout_add(x: Tensor, bias: Optional[Tensor], residual: Tensor, p: flo
                      mask: str = "bits") -> Tensor:
     """``residual + dropout(x + bias, p)`` in one pass (Megatron-LM's fusion).
 
-    bias is (C,) with C = x.shape[-1], or None; residual broadcasts to x's shape.
-    Gradients flow to x, bias and residual; backward keeps 1 bit per element of x
-    ("bits") or nothing ("recompute"). When not training, ``residual + (x + bias)``.
+    Parameters
+    ----------
+    x : Tensor of shape (..., C)
+    bias : Tensor of shape (C,), or None
+    residual : Tensor broadcastable to x's shape
+    p : float
+        Drop probability in [0, 1].
+    training : bool, default True
+        When False, ``residual + (x + bias)``.
+    generator : torch.Generator, optional
+    mask : {"bits", "recompute"}, default "bits"
+        Keep 1 bit per element of x for backward, or nothing.
+
+    Returns
+    -------
+    Tensor of x's shape and dtype
+        Gradients flow to x, bias and residual.
     """
     check_tensor(x, "x")
     check_tensor(residual, "residual")

@@ -31,7 +31,6 @@ its own sequence; false of a layer that mixes the batch).
 """
 from __future__ import annotations
 
-import operator
 from contextlib import contextmanager, nullcontext
 from typing import Iterator, NamedTuple, Optional, Tuple, Type
 
@@ -39,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dropout_fast.mc import MCStats
+from dropout_fast.mc import MCStats, _count
 
 __all__ = ["MCResult", "dropout_modules", "mc_dropout_mode", "mc_predict"]
 
@@ -144,18 +143,6 @@ def mc_dropout_mode(model: nn.Module, dropout_types=None) -> Iterator[list]:
     finally:
         for m, flag in modes:
             m.training = flag
-
-
-def _count(value, name: str) -> int:
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected an integer, got bool")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name}: expected an integer, got {type(value).__name__}") from None
-    if value < 1:
-        raise ValueError(f"{name}: expected an integer >= 1, got {value}")
-    return value
 
 
 def _as_numpy(y, rows: int, k: int) -> np.ndarray:

@@ -2,9 +2,10 @@
 # Cross-compile the C library and every tests/c/test_*.c for aarch64 with Debian's
 # gcc-aarch64-linux-gnu, and run the tests under qemu-aarch64 (Debian's qemu-user)
 # through CTest (CMAKE_CROSSCOMPILING_EMULATOR). test_vectors checks the stored
-# known answers of tests/data there as on x86-64: on ARM the scalar path runs
-# (df_kernels_avx*.c compile to nothing), and its masks and outputs must be
-# bit-identical to the oracle's, hence to x86-64's.
+# known answers of tests/data there as on x86-64, with the scalar and the NEON
+# bodies (df_kernels_neon.c; df_kernels_avx*.c compile to nothing), and test_kat
+# checks NEON against scalar: masks and outputs must be bit-identical to the
+# oracle's, hence to x86-64's.
 #
 #   tests/c/cross_aarch64.sh [BUILD_DIR]        (default: build/aarch64)
 #

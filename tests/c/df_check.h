@@ -5,6 +5,7 @@
 #define DF_CHECK_H
 
 #include <stdio.h>
+#include <stdlib.h>
 
 static int failures = 0;
 
@@ -17,5 +18,14 @@ static int failures = 0;
             printf("\n");                                                                  \
         }                                                                                  \
     } while (0)
+
+/* DF_TEST_QUICK set (and not "0") in the environment: the programs skip their
+ * largest sizes and extra thread counts, which take many minutes under an
+ * instrumenting tool (tests/test_valgrind.py); every code path still runs. */
+static inline int df_test_quick(void)
+{
+    const char *q = getenv("DF_TEST_QUICK");
+    return q != NULL && q[0] != '\0' && q[0] != '0';
+}
 
 #endif

@@ -169,7 +169,7 @@ static uint64_t run_case(int dbl, int64_t b, int64_t lq, int64_t lk, int kind, i
           "dropout rc");
     CHECK(memcmp(y, y0, bytes) == 0, "y != dropout(P) (lk %lld kind %d causal %d)",
           (long long)lk, kind, causal);
-    for (int isa = DF_ISA_SCALAR; isa <= DF_ISA_AVX512; ++isa) {
+    for (int isa = DF_ISA_SCALAR; isa <= DF_ISA_NEON; ++isa) {
         if (!df_isa_available((df_isa_t)isa))
             continue;
         for (int nt = 1; nt <= 3; ++nt) {
@@ -250,7 +250,7 @@ static void test_status(void)
     CHECK(df_softmax_dropout_fwd_f32(s, y, p, NULL, &a, k, b, 0, 1.0f, NULL) == DF_ERR_ARG,
           "negative extent");
     a.shape[0] = 8;
-    for (int isa = DF_ISA_SCALAR; isa <= DF_ISA_AVX512; ++isa) {
+    for (int isa = DF_ISA_SCALAR; isa <= DF_ISA_NEON; ++isa) {
         const df_opts_t o = {1, isa};
         if (!df_isa_available((df_isa_t)isa))
             CHECK(df_softmax_dropout_fwd_f32(s, y, p, NULL, &a, k, b, 0, 1.0f, &o) == DF_ERR_ISA,

@@ -382,7 +382,7 @@ static void test_streams(const char *dir, int *ncases, int *nlong)
             w.x[i] = x32_at(i);
             w.xd[i] = x64_at(i);
         }
-        for (int isa = DF_ISA_SCALAR; isa <= DF_ISA_AVX512; ++isa) {
+        for (int isa = DF_ISA_SCALAR; isa <= DF_ISA_NEON; ++isa) {
             if (!df_isa_available((df_isa_t)isa))
                 continue;
             for (int nt = 1; nt <= 3; ++nt) {
@@ -397,7 +397,7 @@ static void test_streams(const char *dir, int *ncases, int *nlong)
         if (c->n < 16)
             continue;
         ++*nlong;
-        for (int isa = DF_ISA_SCALAR; isa <= DF_ISA_AVX512; ++isa) {
+        for (int isa = DF_ISA_SCALAR; isa <= DF_ISA_NEON; ++isa) {
             if (!df_isa_available((df_isa_t)isa))
                 continue;
             for (int nt = 1; nt <= 3; ++nt) {
@@ -558,7 +558,7 @@ int main(int argc, char **argv)
     test_streams(dir, &ncases, &nlong);
     printf("test_vectors: %d Philox rows, %d stream cases (%d also inside long calls) from %s;"
            " isas", rows, ncases, nlong, dir);
-    for (int isa = DF_ISA_SCALAR; isa <= DF_ISA_AVX512; ++isa)
+    for (int isa = DF_ISA_SCALAR; isa <= DF_ISA_NEON; ++isa)
         if (df_isa_available((df_isa_t)isa))
             printf(" %s", df_isa_name((df_isa_t)isa));
     printf(", threads 1..3, openmp %d\n", df_has_openmp());
