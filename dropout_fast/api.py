@@ -75,8 +75,8 @@ def _self_overlapping(a: np.ndarray) -> bool:
     """Whether two elements of `a` may share memory (True for any zero-stride axis of
     length > 1). Conservative: axes sorted by |stride| must each step past the extent
     of the smaller ones, which every layout numpy creates without as_strided meets."""
-    if a.size <= 1:
-        return False
+    if a.size <= 1 or a.flags.c_contiguous or a.flags.f_contiguous:
+        return False  # contiguous: one location per element (the common case, O(1))
     extent = a.itemsize
     dims = sorted(((abs(s), n) for n, s in zip(a.shape, a.strides) if n > 1))
     for stride, n in dims:
