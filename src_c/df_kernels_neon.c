@@ -76,15 +76,6 @@ static inline uint32x4_t keep4(df_key_t key, df_block_t block0, uint64_t j, uint
     return keep;
 }
 
-/* The scalar specification's keep byte of block j, for the tail. */
-static inline unsigned keep1(df_key_t key, df_block_t block0, uint64_t j, uint64_t thresh)
-{
-    const df_block_t b = df_block_add(block0, j);
-    uint32_t w[4];
-    df_philox_block(w, key, b, 0);
-    return df_keep_byte(w, key, b, thresh);
-}
-
 static void mask_neon(uint8_t *bits, int64_t n, df_key_t key, df_block_t block0, uint64_t thresh)
 {
     int64_t i = 0;
@@ -94,11 +85,9 @@ static void mask_neon(uint8_t *bits, int64_t n, df_key_t key, df_block_t block0,
         for (int l = 0; l < 4; ++l)
             bits[(i >> 3) + l] = (uint8_t)kb[l];
     }
-    for (; i < n; i += 8) {
-        const unsigned keep = keep1(key, block0, (uint64_t)i >> 3, thresh);
-        const int64_t m = n - i < 8 ? n - i : 8;
-        bits[i >> 3] = (uint8_t)(keep & ((1u << m) - 1u));
-    }
+    if (i < n) /* the tail (fewer than 32 elements): the scalar specification */
+        df_kernels_scalar.mask(bits + (i >> 3), n - i, key, df_block_add(block0, (uint64_t)i >> 3),
+                               thresh);
 }
 
 /* Lane masks of the keep byte kb: elements 0-3 and 4-7 of a block. */
@@ -132,39 +121,29 @@ static inline void emit8_f64(const double *x, double *y, unsigned kb, float64x2_
     }
 }
 
-/* The forward kernels: whole groups of four blocks by vector, then the scalar
- * specification for the tail (fewer than 32 elements) and for thresh == 2**32. */
-#define DF_DEFINE_FWD_NEON(NAME, T, EMIT, VT, DUP)                                         \
+/* The forward kernels: whole groups of four blocks by vector; the tail (fewer than
+ * 32 elements) and thresh == 2**32 (keep everything) go to the scalar
+ * specification, which the contract lets start at any multiple of 8. */
+#define DF_DEFINE_FWD_NEON(NAME, T, EMIT, VT, DUP, SCALAR)                                 \
     static void NAME(const T *x, T *y, uint8_t *bits, int64_t n, df_key_t key,             \
                      df_block_t block0, uint64_t thresh, T scale, int stream)              \
     {                                                                                      \
-        (void)stream;                                                                      \
-        if (thresh >> 32) { /* keep everything: nothing to draw */                         \
-            for (int64_t i = 0; i < n; ++i)                                                \
-                y[i] = x[i] * scale;                                                       \
-            for (int64_t i = 0; bits && i < n; i += 8)                                     \
-                bits[i >> 3] = (uint8_t)(n - i < 8 ? (1u << (n - i)) - 1u : 0xFFu);        \
-            return;                                                                        \
-        }                                                                                  \
-        const VT s = DUP(scale);                                                           \
         int64_t i = 0;                                                                     \
-        for (; i + 32 <= n; i += 32) {                                                     \
-            uint32_t kb[4];                                                                \
-            vst1q_u32(kb, keep4(key, block0, (uint64_t)i >> 3, thresh));                   \
-            for (int l = 0; l < 4; ++l) {                                                  \
-                EMIT(x + i + 8 * l, y + i + 8 * l, kb[l], s);                              \
-                if (bits)                                                                  \
-                    bits[(i >> 3) + l] = (uint8_t)kb[l];                                   \
+        if (!(thresh >> 32)) {                                                             \
+            const VT s = DUP(scale);                                                       \
+            for (; i + 32 <= n; i += 32) {                                                 \
+                uint32_t kb[4];                                                            \
+                vst1q_u32(kb, keep4(key, block0, (uint64_t)i >> 3, thresh));               \
+                for (int l = 0; l < 4; ++l) {                                              \
+                    EMIT(x + i + 8 * l, y + i + 8 * l, kb[l], s);                          \
+                    if (bits)                                                              \
+                        bits[(i >> 3) + l] = (uint8_t)kb[l];                               \
+                }                                                                          \
             }                                                                              \
         }                                                                                  \
-        for (; i < n; i += 8) {                                                            \
-            const unsigned keep = keep1(key, block0, (uint64_t)i >> 3, thresh);            \
-            const int64_t m = n - i < 8 ? n - i : 8;                                       \
-            for (int64_t h = 0; h < m; ++h)                                                \
-                y[i + h] = ((keep >> h) & 1u) ? x[i + h] * scale : (T)0;                   \
-            if (bits)                                                                      \
-                bits[i >> 3] = (uint8_t)(keep & ((1u << m) - 1u));                         \
-        }                                                                                  \
+        if (i < n)                                                                         \
+            SCALAR(x + i, y + i, bits ? bits + (i >> 3) : NULL, n - i, key,                \
+                   df_block_add(block0, (uint64_t)i >> 3), thresh, scale, stream);         \
     }
 
 /* dx[i] = bit i ? dy[i] * scale : +0.0, a byte of bits (8 elements) at a time. */
@@ -181,8 +160,10 @@ static inline void emit8_f64(const double *x, double *y, unsigned kb, float64x2_
             dx[i] = ((bits[i >> 3] >> (i & 7)) & 1u) ? dy[i] * scale : (T)0;               \
     }
 
-DF_DEFINE_FWD_NEON(fwd_f32_neon, float, emit8_f32, float32x4_t, vdupq_n_f32)
-DF_DEFINE_FWD_NEON(fwd_f64_neon, double, emit8_f64, float64x2_t, vdupq_n_f64)
+DF_DEFINE_FWD_NEON(fwd_f32_neon, float, emit8_f32, float32x4_t, vdupq_n_f32,
+                   df_kernels_scalar.fwd_f32)
+DF_DEFINE_FWD_NEON(fwd_f64_neon, double, emit8_f64, float64x2_t, vdupq_n_f64,
+                   df_kernels_scalar.fwd_f64)
 DF_DEFINE_BWD_NEON(bwd_f32_neon, float, emit8_f32, float32x4_t, vdupq_n_f32)
 DF_DEFINE_BWD_NEON(bwd_f64_neon, double, emit8_f64, float64x2_t, vdupq_n_f64)
 
