@@ -40,7 +40,8 @@ def test_json_has_the_documented_fields(quick_json):
     assert set(r["machine"]) >= set(report.MACHINE_FIELDS)
     assert r["machine"]["versions"]["dropout_fast"] and r["machine"]["versions"]["numpy"]
     assert r["machine"]["simd"] in ("scalar", "avx2", "avx512", "numba")
-    assert r["settings"]["sizes_log2"] == [10] and r["settings"]["quick"] is True
+    assert r["settings"]["sizes_log2"] == {op: [10] for op in TINY_OPS.split(",")}
+    assert r["settings"]["quick"] is True
     assert set(r["peers"]) == set(peers.PEERS)
     for row in r["rows"]:
         assert set(row) == set(report.ROW_FIELDS)
@@ -137,6 +138,31 @@ def test_cli_rejects_bad_filters(capsys):
         assert exc.value.code == 2
     a = cli.parse(["--sizes", "12:16:2,20", "--threads", "1,2", "--dtype", "float64"])
     assert a.sizes == [12, 14, 16, 20] and a.threads == [1, 2] and a.dtype == ["float64"]
+
+
+def test_default_sweep_and_slow_peers_not_timed_past_the_cap(monkeypatch):
+    a = cli.parse([])
+    assert cli.sizes_of(a, "dropout") == list(range(12, 27, 2))
+    assert cli.sizes_of(a, "drop_block") == [14, 20, 26] and a.dtype == ["float32", "float64"]
+    assert cli.parse(["--quick"]).sizes == list(cli.QUICK_SIZES)
+    # A cap of 0 s: every peer is timed at the first size only; dropout_fast always.
+    monkeypatch.setattr(cli, "TOO_SLOW_S", 0.0)
+    args = cli.parse(["--sizes", "8,10", "--ops", "dropout,spatial_dropout", "--peers", "numpy",
+                      "--dtype", "float32", "--threads", "1", "--rounds", "1",
+                      "--min-time", "0"])
+    rows = cli.run(args, found=peers.detect(check_compile=False), progress=False)["rows"]
+    by = {(r["op"], r["direction"], r["n"], r["impl"]): r for r in rows}
+    assert len(by) == len(rows) == 2 * 2 * 2 * 2 + 2   # + the alloc row of dropout forward
+    for (op, d, n, impl), r in by.items():
+        if impl.startswith("dropout_fast") or n == 1 << 8:
+            assert r["median_s"] > 0 and not r["skipped"]
+        else:
+            assert r["median_s"] is None and r["skipped"].startswith("not timed:")
+            assert "at 2**8" in r["skipped"]
+    # rows come back grouped by op, then size, then direction
+    keys = [(r["op"], r["n"], r["direction"]) for r in rows]
+    assert keys == sorted(keys, key=lambda k: (list(ops.OPS).index(k[0]), k[1],
+                                               ops.OPS[k[0]].directions.index(k[2])))
 
 
 def test_detect_blocks_a_peer_on_request():

@@ -26,8 +26,16 @@ scale probe's, counting the bytes the op must move. Timing: warm-up, then
 A/B-interleaved rounds; the table shows medians and the spread (IQR/median).
 """
 
-QUICK_SIZES = (20,)
+QUICK_SIZES = (18,)
+# The default sweep, sized to finish in about 15 minutes on 2 cores: standard
+# dropout (the op the roofline targets are about) at every other power of two,
+# the other operations at a cache-resident, an L2/L3 and a DRAM-sized point.
 FULL_SIZES = tuple(range(12, 27, 2))
+OTHER_SIZES = (14, 20, 26)
+# An implementation whose call is projected (from its speed at the previous
+# size of the same case) to take longer than this is not timed at that size;
+# its row says so. It keeps one slow peer from taking minutes of a sweep.
+TOO_SLOW_S = 1.0
 
 
 def _log2_list(text: str) -> List[int]:
@@ -57,8 +65,9 @@ def parse(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                          "thread, 3 rounds, no torch.compile")
     ap.add_argument("--ops", default=",".join(ops.OPS),
                     help=f"comma-separated operations (default all: {','.join(ops.OPS)})")
-    ap.add_argument("--sizes", help="log2 element counts: '12,16' or '12:26:2' "
-                                    "(default 12:26:2)")
+    ap.add_argument("--sizes", help="log2 element counts: '12,16' or '12:26:2' (default: "
+                                    "12:26:2 for dropout, 14,20,26 for the other ops; "
+                                    f"--quick: {QUICK_SIZES[0]})")
     ap.add_argument("--dtype", help="float32, float64 or both comma-separated "
                                     "(default both; --quick: float32)")
     ap.add_argument("--threads", help="thread counts, e.g. '1,2', or 'all' for 1..cores "
@@ -76,8 +85,8 @@ def parse(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     q = args.quick
     try:
-        args.sizes = _log2_list(args.sizes) if args.sizes else list(QUICK_SIZES if q
-                                                                    else FULL_SIZES)
+        args.sizes = _log2_list(args.sizes) if args.sizes else (list(QUICK_SIZES) if q
+                                                                 else None)
         args.threads = _threads_list(args.threads or ("1" if q else "all"))
     except ValueError as exc:
         ap.error(f"--sizes/--threads: {exc}")
@@ -86,7 +95,7 @@ def parse(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args.peers = [p for p in args.peers.split(",") if p]
     args.rounds = args.rounds or (3 if q else 7)
     args.min_time = args.min_time if args.min_time is not None else (0.005 if q else 0.02)
-    if not args.sizes or any(not 3 <= s <= 30 for s in args.sizes):
+    if args.sizes is not None and (not args.sizes or any(not 3 <= s <= 30 for s in args.sizes)):
         ap.error("--sizes: log2 values in [3, 30]")
     if any(t < 1 for t in args.threads):
         ap.error("--threads: expected positive integers")
@@ -100,8 +109,16 @@ def parse(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return args
 
 
+def sizes_of(args: argparse.Namespace, op: str) -> List[int]:
+    """The log2 sizes `op` runs at: --sizes, else the default sweep's."""
+    if args.sizes is not None:
+        return list(args.sizes)
+    return list(FULL_SIZES if op == "dropout" else OTHER_SIZES)
+
+
 def _implementations(op: str, direction: str, a: dict, found: Dict[str, peers.Peer],
-                     wanted: Sequence[str], quick: bool) -> Dict[str, object]:
+                     wanted: Sequence[str], quick: bool,
+                     too_slow: Dict[str, str]) -> Dict[str, object]:
     """impl name -> callable, or a string saying why it is skipped."""
     from dropout_fast.bench import impl_jax_tf, impl_numpy
 
@@ -124,6 +141,8 @@ def _implementations(op: str, direction: str, a: dict, found: Dict[str, peers.Pe
             out[name] = peer.skipped
         elif name == "torch.compile" and quick:
             out[name] = "--quick (compiling takes minutes)"
+        elif name in too_slow:
+            out[name] = too_slow[name]
         else:
             try:
                 fn = makers[name]()
@@ -141,15 +160,21 @@ def _torch(op, direction, a, compiled):
 
 def run(args: argparse.Namespace, found: Optional[Dict[str, peers.Peer]] = None,
         progress: bool = True) -> dict:
-    """Run the sweep of `args` (see `parse`) and return the JSON-ready result."""
+    """Run the sweep of `args` (see `parse`) and return the JSON-ready result.
+
+    Cases run size by size (all ops at one size share their input arrays);
+    rows come back grouped by threads, dtype, op, size and direction."""
     found = found or peers.detect(check_compile="torch.compile" in args.peers and not args.quick)
-    cases = [(t, dt, op, s, d) for t in args.threads for dt in args.dtype for op in args.ops
-             for s in args.sizes for d in ops.OPS[op].directions]
+    plan = {op: sizes_of(args, op) for op in args.ops}
+    cases = [(t, dt, lg, op, d) for t in args.threads for dt in args.dtype
+             for lg in sorted({s for v in plan.values() for s in v})
+             for op in args.ops if lg in plan[op] for d in ops.OPS[op].directions]
     bar = report.Progress(len(cases)) if progress else None
     rows: List[dict] = []
     probes: Dict[tuple, dict] = {}
+    speed: Dict[tuple, tuple] = {}   # (threads, dtype, op, dir, impl) -> (s per element, log2 n)
     t0 = time.perf_counter()
-    for threads, dtype, op, lg, direction in cases:
+    for threads, dtype, lg, op, direction in cases:
         peers.set_threads(threads, found)
         n = 1 << lg
         a = ops.inputs(op, n, np.dtype(dtype))
@@ -160,9 +185,15 @@ def run(args: argparse.Namespace, found: Optional[Dict[str, peers.Peer]] = None,
         if key not in probes and bandwidth.available():
             probes[key] = dict(bandwidth.measure(*key), nbytes=key[0], threads=threads)
         roof = probes.get(key, {}).get("roofline")
+        too_slow = {}
+        for name in args.peers:
+            per_elem, at = speed.get((threads, dtype, op, direction, name), (0.0, 0))
+            if per_elem * case["n"] > TOO_SLOW_S:
+                too_slow[name] = (f"not timed: {per_elem * case['n']:.1f} s per call projected "
+                                  f"from {1e-9 / per_elem:.3f} elem/ns at 2**{at}")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            impls = _implementations(op, direction, a, found, args.peers, args.quick)
+            impls = _implementations(op, direction, a, found, args.peers, args.quick, too_slow)
             timed = {k: v for k, v in impls.items() if callable(v)}
             try:
                 timings = time_interleaved(timed, args.rounds, args.min_time)
@@ -177,18 +208,25 @@ def run(args: argparse.Namespace, found: Optional[Dict[str, peers.Peer]] = None,
         for name, fn in impls.items():
             if name in timings and callable(fn):
                 rows.append(report.make_row(case, name, timings[name], roofline=roof, ours=ours))
+                speed[(threads, dtype, op, direction, name)] = (timings[name].median / case["n"],
+                                                                lg)
             else:
                 rows.append(report.make_row(case, name, skipped=str(fn)))
         del a, impls, timed
         gc.collect()
         if bar:
             bar.step(f"{op} {direction[:3]} 2**{lg} {dtype} t={threads}")
+    ops.release_inputs()
+    order = {op: i for i, op in enumerate(ops.OPS)}
+    rows.sort(key=lambda r: (r["threads"], args.dtype.index(r["dtype"]), order[r["op"]], r["n"],
+                             ops.OPS[r["op"]].directions.index(r["direction"])))
     return {
         "schema": 1,
         "machine": report.machine_info(peers.versions(found), bandwidth.simd()),
-        "settings": {"p": ops.P, "sizes_log2": args.sizes, "dtypes": args.dtype,
+        "settings": {"p": ops.P, "sizes_log2": plan, "dtypes": args.dtype,
                      "threads": args.threads, "ops": args.ops, "peers": args.peers,
                      "rounds": args.rounds, "min_time_s": args.min_time, "quick": args.quick,
+                     "too_slow_s": TOO_SLOW_S,
                      "isa": args.isa or "auto", "jax_threads": "XLA default (fixed at start)",
                      "elapsed_s": time.perf_counter() - t0},
         "peers": {k: {"version": v.version, "skipped": v.skipped} for k, v in found.items()},

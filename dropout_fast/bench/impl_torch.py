@@ -14,6 +14,22 @@ import math
 
 from dropout_fast.bench.ops import BLOCK, MC_T, P
 
+_COMPILED: dict = {}   # op -> torch.compile of its function, shared by every case of a run
+
+
+def _compiled(torch, op, fn):
+    """One torch.compile per op, with dynamic shapes from the start: sizes then
+    reuse the graph; dynamo recompiles by itself when the dtype or the thread
+    count (a guard) changes."""
+    if op not in _COMPILED:
+        # retain_graph=True (one graph, backward replayed) needs donated buffers off;
+        # they only let backward reuse saved tensors' memory.
+        import torch._functorch.config as functorch_config
+
+        functorch_config.donated_buffer = False
+        _COMPILED[op] = torch.compile(fn, dynamic=True)
+    return _COMPILED[op]
+
 
 def _functions(torch):
     F = torch.nn.functional
@@ -77,7 +93,7 @@ def impl(op: str, direction: str, a: dict, compiled: bool = False):
         def mc(x):
             ys = torch.stack([F.dropout(x, P, True) for _ in range(MC_T)])
             return ys.mean(0), ys.var(0, unbiased=False)
-        fn = torch.compile(mc) if compiled else mc
+        fn = _compiled(torch, op, mc) if compiled else mc
 
         def f():
             with torch.no_grad():
@@ -85,12 +101,7 @@ def impl(op: str, direction: str, a: dict, compiled: bool = False):
         return f
     fn = _functions(torch)[op]
     if compiled:
-        # retain_graph=True (one graph, backward replayed) needs donated buffers off;
-        # they only let backward reuse saved tensors' memory.
-        import torch._functorch.config as functorch_config
-
-        functorch_config.donated_buffer = False
-        fn = torch.compile(fn)  # shapes become dynamic at the second size: one recompile
+        fn = _compiled(torch, op, fn)
     args, ngrad = _args(torch, op, a, True)
     if direction == "forward":
         return lambda: fn(*args)

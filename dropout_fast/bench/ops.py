@@ -70,22 +70,48 @@ VARIANT_OPTIONS = {
 }
 
 
+# The flat random arrays of the current (n, dtype, seed): every op at one size
+# reshapes the same ones, so a sweep generates them once per size.
+_POOL: dict = {}
+_KINDS = ("x", "dy", "res", "bias", "ids")
+
+
+def _flat(kind: str, n: int, dtype, seed: int) -> np.ndarray:
+    key = (n, np.dtype(dtype).str, seed)
+    if _POOL.get("key") != key:
+        _POOL.clear()
+        _POOL["key"] = key
+    if kind not in _POOL:
+        rs = np.random.default_rng([seed, _KINDS.index(kind)])
+        _POOL[kind] = (rs.integers(0, max(1, n // 256), max(1, n // 256)) if kind == "ids"
+                       else rs.standard_normal(n if kind != "bias" else 1024, dtype=dtype))
+    return _POOL[kind]
+
+
+def release_inputs() -> None:
+    """Drop the arrays `inputs` keeps for the next op at the same size."""
+    _POOL.clear()
+
+
 def inputs(op: str, n: int, dtype, seed: int = 0) -> dict:
     """The arrays of one case: x (the op's input), dy (upstream gradient of the
-    output), preallocated y and dx, and the op's extra inputs."""
-    rs = np.random.default_rng(seed)
+    output), preallocated y and dx, and the op's extra inputs. x, dy and the
+    extras are shared by every op at the same (n, dtype, seed): callers must
+    not write into them."""
+    dtype = np.dtype(dtype)
     shape = OPS[op].shape(n)
+    size = int(np.prod(shape))
     if op == "mc_dropout":
-        x = rs.standard_normal(shape[1:]).astype(dtype)
-        return {"x": x, "shape": shape}
-    x = rs.standard_normal(shape).astype(dtype)
-    a = {"x": x, "dy": rs.standard_normal(shape).astype(dtype), "y": np.empty_like(x),
+        return {"x": _flat("x", n, dtype, seed)[:size // shape[0]].reshape(shape[1:]),
+                "shape": shape}
+    x = _flat("x", n, dtype, seed)[:size].reshape(shape)
+    a = {"x": x, "dy": _flat("dy", n, dtype, seed)[:size].reshape(shape), "y": np.empty_like(x),
          "dx": np.empty_like(x), "shape": shape}
     if op == "embedding_dropout":
-        a["weight"], a["ids"] = x, rs.integers(0, shape[0], shape[0])
+        a["weight"], a["ids"] = x, _flat("ids", n, dtype, seed)[:shape[0]]
     if op == "bias_dropout_add":
-        a["bias"] = rs.standard_normal(shape[-1]).astype(dtype)
-        a["res"] = rs.standard_normal(shape).astype(dtype)
+        a["bias"] = _flat("bias", n, dtype, seed)[:shape[-1]]
+        a["res"] = _flat("res", n, dtype, seed)[:size].reshape(shape)
     return a
 
 

@@ -45,7 +45,7 @@ def calibrate(fn: Callable[[], object], min_time: float) -> Tuple[int, float]:
 
 
 def time_interleaved(impls: Dict[str, Callable[[], object]], rounds: int, min_time: float,
-                     slow_rounds: int = 2, max_time: float = 0.25) -> Dict[str, Timing]:
+                     slow_rounds: int = 2, max_time: float = 0.1) -> Dict[str, Timing]:
     """Timing of each implementation, `rounds` samples each, A/B interleaved.
 
     A call slower than `max_time` is sampled `slow_rounds` times only, its
