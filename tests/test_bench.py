@@ -143,7 +143,7 @@ def test_cli_rejects_bad_filters(capsys):
 def test_default_sweep_and_slow_peers_not_timed_past_the_cap(monkeypatch):
     a = cli.parse([])
     assert cli.sizes_of(a, "dropout") == list(range(12, 27, 2))
-    assert cli.sizes_of(a, "drop_block") == [14, 20, 26] and a.dtype == ["float32", "float64"]
+    assert cli.sizes_of(a, "drop_block") == [14, 20, 24] and a.dtype == ["float32", "float64"]
     assert cli.parse(["--quick"]).sizes == list(cli.QUICK_SIZES)
     # A cap of 0 s: every peer is timed at the first size only; dropout_fast always.
     monkeypatch.setattr(cli, "TOO_SLOW_S", 0.0)

@@ -29,9 +29,11 @@ A/B-interleaved rounds; the table shows medians and the spread (IQR/median).
 QUICK_SIZES = (18,)
 # The default sweep, sized to finish in about 15 minutes on 2 cores: standard
 # dropout (the op the roofline targets are about) at every other power of two,
-# the other operations at a cache-resident, an L2/L3 and a DRAM-sized point.
+# the other operations at a cache-resident, an L2/L3-sized and a DRAM-sized
+# point (2**24 float32 = 64 MiB per array, twice the L3 of the machine it was
+# sized on).
 FULL_SIZES = tuple(range(12, 27, 2))
-OTHER_SIZES = (14, 20, 26)
+OTHER_SIZES = (14, 20, 24)
 # An implementation whose call is projected (from its speed at the previous
 # size of the same case) to take longer than this is not timed at that size;
 # its row says so. It keeps one slow peer from taking minutes of a sweep.
@@ -66,7 +68,7 @@ def parse(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     ap.add_argument("--ops", default=",".join(ops.OPS),
                     help=f"comma-separated operations (default all: {','.join(ops.OPS)})")
     ap.add_argument("--sizes", help="log2 element counts: '12,16' or '12:26:2' (default: "
-                                    "12:26:2 for dropout, 14,20,26 for the other ops; "
+                                    "12:26:2 for dropout, 14,20,24 for the other ops; "
                                     f"--quick: {QUICK_SIZES[0]})")
     ap.add_argument("--dtype", help="float32, float64 or both comma-separated "
                                     "(default both; --quick: float32)")
@@ -74,9 +76,9 @@ def parse(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                                       "(default all; --quick: 1)")
     ap.add_argument("--peers", default=",".join(peers.PEERS[1:]),
                     help="comma-separated peers to compare (default every installed one)")
-    ap.add_argument("--rounds", type=int, help="timed rounds per case (default 7; --quick 3)")
+    ap.add_argument("--rounds", type=int, help="timed rounds per case (default 5; --quick 3)")
     ap.add_argument("--min-time", type=float,
-                    help="seconds per timed sample (default 0.02; --quick 0.005)")
+                    help="seconds per timed sample (default 0.01; --quick 0.005)")
     ap.add_argument("--isa", choices=list(_config.ISA_CODES),
                     help="force dropout_fast's SIMD path (default: the best available)")
     ap.add_argument("--json", metavar="FILE", help="write machine info, probes and rows as JSON")
@@ -93,8 +95,8 @@ def parse(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args.dtype = (args.dtype or ("float32" if q else "float32,float64")).split(",")
     args.ops = [o for o in args.ops.split(",") if o]
     args.peers = [p for p in args.peers.split(",") if p]
-    args.rounds = args.rounds or (3 if q else 7)
-    args.min_time = args.min_time if args.min_time is not None else (0.005 if q else 0.02)
+    args.rounds = args.rounds or (3 if q else 5)
+    args.min_time = args.min_time if args.min_time is not None else (0.005 if q else 0.01)
     if args.sizes is not None and (not args.sizes or any(not 3 <= s <= 30 for s in args.sizes)):
         ap.error("--sizes: log2 values in [3, 30]")
     if any(t < 1 for t in args.threads):
@@ -213,7 +215,9 @@ def run(args: argparse.Namespace, found: Optional[Dict[str, peers.Peer]] = None,
             else:
                 rows.append(report.make_row(case, name, skipped=str(fn)))
         del a, impls, timed
-        gc.collect()
+        if n * np.dtype(dtype).itemsize >= 1 << 24:
+            gc.collect()   # free large arrays held in cycles (autograd graphs) now; a full
+            # collection costs ~0.3 s with torch and JAX loaded, so only for large cases
         if bar:
             bar.step(f"{op} {direction[:3]} 2**{lg} {dtype} t={threads}")
     ops.release_inputs()
