@@ -101,6 +101,21 @@ def test_bytes_moved_counts_inputs_outputs_and_mask_bits():
     assert ops.bytes_moved("mc_dropout", "forward", n, np.float32) is None
 
 
+def test_slower_cases_are_the_peer_rows_faster_than_dropout_fast(quick_json):
+    rows = quick_json["rows"]
+    found = report.slower_cases(rows)
+    ours = {(r["op"], r["direction"], r["n"]): r["median_s"] for r in rows
+            if r["impl"] == "dropout_fast"}
+    want = [r for r in rows if r["impl"] == "numpy" and
+            r["median_s"] < ours[(r["op"], r["direction"], r["n"])]]
+    assert sorted(map(id, found)) == sorted(map(id, want))
+    table = report.slower_table(rows)
+    assert table.count("\n") == (len(found) + 1 if found else 0)
+    fake = [dict(r, median_s=r["median_s"] / 10, vs_dropout_fast=0.1) if r["impl"] == "numpy"
+            and not r["skipped"] else r for r in rows]
+    assert "| numpy |" in report.slower_table(fake) and "10.00x" in report.slower_table(fake)
+
+
 def test_markdown_lists_skipped_peers(quick_json):
     table = report.markdown(quick_json["rows"])
     assert "| torch | skipped: not installed (blocked)" in table

@@ -257,6 +257,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(report.markdown(result["rows"]))
     print("\nSummary: elements per ns (higher is faster)\n")
     print(report.summary(result["rows"]))
+    print("\nCases where a peer is faster than dropout_fast:\n")
+    print(report.slower_table(result["rows"]))
     if result["bandwidth"]:
         print("\nBandwidth probes (GB/s, read + write), the roofline = the faster scale:\n")
         print(report.bandwidth_table(result["bandwidth"]))

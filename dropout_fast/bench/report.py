@@ -138,6 +138,28 @@ def summary(rows: List[dict]) -> str:
     return "\n".join(out)
 
 
+def slower_cases(rows: List[dict]) -> List[dict]:
+    """The measured peer rows faster than dropout_fast on the same case
+    (``vs_dropout_fast < 1``), slowest dropout_fast first."""
+    out = [r for r in rows if not r["skipped"] and not r["impl"].startswith("dropout_fast")
+           and r["vs_dropout_fast"] is not None and r["vs_dropout_fast"] < 1]
+    return sorted(out, key=lambda r: r["vs_dropout_fast"])
+
+
+def slower_table(rows: List[dict]) -> str:
+    """`slower_cases` as Markdown: the case, the faster peer, how much faster."""
+    found = slower_cases(rows)
+    if not found:
+        return "none: dropout_fast is the fastest in every measured case"
+    out = ["| op | dir | size | dtype | thr | peer | peer elem/ns | peer speed-up |",
+           "|---|---|---|---|---:|---|---:|---:|"]
+    for r in found:
+        out.append(f"| {r['op']} | {r['direction'][:3]} | {_size(r)} | {r['dtype']} | "
+                   f"{r['threads']} | {r['impl']} | {r['elem_per_ns']:.2f} | "
+                   f"{1 / r['vs_dropout_fast']:.2f}x |")
+    return "\n".join(out)
+
+
 def bandwidth_table(probes: List[dict]) -> str:
     out = ["| bytes | thr | copy | copy (streaming) | scale | scale (streaming) | roofline |",
            "|---:|---:|---:|---:|---:|---:|---:|"]
