@@ -8,7 +8,7 @@ the plain way (the C kernels bucket tokens by row first; this walks them once):
 - backward: ``grad[r] = (((+0 + dout[t1]) + dout[t2]) + ...) * scale`` over the
   tokens t1 < t2 < ... of row r when r is kept and has one, else +0, each
   operation rounded in the array's dtype (no fastmath: LLVM neither contracts
-  nor reorders).
+  nor reorders); a NaN token value meeting a NaN sum gives the token's NaN.
 
 An id outside [0, V) raises the ValueError the C wrappers raise, before
 anything is written. nthreads and isa are accepted and ignored, as in
@@ -62,7 +62,9 @@ def _bwd_kernel(dout, ids, bits, scale, grad, zero):
         if _keep(bits, np.uint64(r)):
             used[r] = True
             for j in range(dim):
-                grad[r, j] = grad[r, j] + dout[t, j]
+                d = dout[t, j]
+                # NaN meeting NaN: the token's NaN, quieted (the C contract's select).
+                grad[r, j] = d + d if np.isnan(d) else d + grad[r, j]
     for r in range(vocab):
         if used[r]:
             for j in range(dim):

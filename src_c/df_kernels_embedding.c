@@ -12,7 +12,10 @@
  * each output row is summed in registers/L1 from its tokens in token order and
  * written exactly once, dropped rows read nothing, and threads can take ranges
  * of rows: every row's sum is the same sequence of roundings whatever the
- * thread count. The sums are plain loops over the row; the compiler vectorises
+ * thread count. Where a NaN token value meets a NaN sum, the sum takes the
+ * token's NaN (quieted, d + d) by an explicit select: IEEE leaves the payload
+ * of NaN + NaN to the hardware's operand order, which compilers may swap, and
+ * this is the choice numpy.add.at makes on x86-64. The sums are plain loops over the row; the compiler vectorises
  * them across columns (each lane its own column, so no reassociation), once per
  * instruction set under target attributes, as df_mc.c. */
 #include <string.h>
@@ -65,7 +68,7 @@
             for (int64_t k = a + 1; k < b; ++k) {                                            \
                 d = dout + perm[k] * ldd;                                                    \
                 for (int64_t j = 0; j < dim; ++j)                                            \
-                    g[j] = g[j] + d[j];                                                      \
+                    g[j] = d[j] != d[j] ? d[j] + d[j] : d[j] + g[j];                         \
             }                                                                                \
             for (int64_t j = 0; j < dim; ++j)                                                \
                 g[j] = g[j] * scale;                                                         \

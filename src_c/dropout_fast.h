@@ -225,7 +225,9 @@ DF_API df_status_t df_gaussian_fwd_f64(const double *x, double *y, int64_t n, df
  *   grad[r, j] = keep(r) && k > 0 ? (((0.0f + dout[t1, j]) + dout[t2, j]) + ... + dout[tk, j]) * scale
  *                                 : +0.0f,
  * dout[t, j] = dout[t * ldd + j]: each row summed in token order in the dtype,
- * rounded at every step (no FMA), then scaled. That is numpy.add.at into zeros
+ * rounded at every step (no FMA), then scaled; where dout[t, j] and the running
+ * sum are both NaN, the sum becomes dout[t, j]'s NaN (quieted), whatever the
+ * operand order a compiler picks. That is numpy.add.at into zeros
  * followed by the row mask, bit for bit, whenever scale * 0 == +0 (finite
  * scale > 0). work: DF_EMBEDDING_WORK(vocab, ntok) int64_t of scratch (the
  * kept tokens bucketed by row); grad must not overlap dout or work. Threads
