@@ -49,7 +49,7 @@
 
 /* Rows [r0, r1) of the gradient; row r's kept tokens are perm[beg(r) .. end[r]),
  * beg(r) = r > 0 ? end[r - 1] : 0. Runs of rows without one are cleared at once. */
-#define DF_DEFINE_EMB_BWD_RANGE(NAME, T, TARGET)                                            \
+#define DF_DEFINE_EMB_BWD_RANGE(NAME, T, U, TARGET)                                          \
     TARGET static void NAME(const T *dout, int64_t ldd, T *grad, const int64_t *end,         \
                             const int64_t *perm, int64_t dim, T scale, int64_t r0, int64_t r1) \
     {                                                                                        \
@@ -67,8 +67,17 @@
                 g[j] = (T)0 + d[j];                                                          \
             for (int64_t k = a + 1; k < b; ++k) {                                            \
                 d = dout + perm[k] * ldd;                                                    \
-                for (int64_t j = 0; j < dim; ++j)                                            \
-                    g[j] = d[j] != d[j] ? d[j] + d[j] : d[j] + g[j];                         \
+                for (int64_t j = 0; j < dim; ++j) {                                          \
+                    /* A blend of bits, not ?: (which GCC keeps as a branch under its        \
+                     * default -ftrapping-math, unvectorised). */                            \
+                    const T sum = d[j] + g[j], own = d[j] + d[j];                            \
+                    U us, uo;                                                                \
+                    memcpy(&us, &sum, sizeof us);                                            \
+                    memcpy(&uo, &own, sizeof uo);                                            \
+                    const U nan = (U)0 - (U)(d[j] != d[j]);                                  \
+                    us = (uo & nan) | (us & ~nan);                                           \
+                    memcpy(&g[j], &us, sizeof us);                                           \
+                }                                                                            \
             }                                                                                \
             for (int64_t j = 0; j < dim; ++j)                                                \
                 g[j] = g[j] * scale;                                                         \
@@ -88,19 +97,19 @@ typedef void (*emb_bwd_f64_fn)(const double *, int64_t, double *, const int64_t 
 
 DF_DEFINE_EMB_FWD_RANGE(emb_fwd_f32_scalar, float, )
 DF_DEFINE_EMB_FWD_RANGE(emb_fwd_f64_scalar, double, )
-DF_DEFINE_EMB_BWD_RANGE(emb_bwd_f32_scalar, float, )
-DF_DEFINE_EMB_BWD_RANGE(emb_bwd_f64_scalar, double, )
+DF_DEFINE_EMB_BWD_RANGE(emb_bwd_f32_scalar, float, uint32_t, )
+DF_DEFINE_EMB_BWD_RANGE(emb_bwd_f64_scalar, double, uint64_t, )
 #if DF_HAVE_X86
 #define DF_EMB_AVX2 __attribute__((target("avx2")))
 #define DF_EMB_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
 DF_DEFINE_EMB_FWD_RANGE(emb_fwd_f32_avx2, float, DF_EMB_AVX2)
 DF_DEFINE_EMB_FWD_RANGE(emb_fwd_f64_avx2, double, DF_EMB_AVX2)
-DF_DEFINE_EMB_BWD_RANGE(emb_bwd_f32_avx2, float, DF_EMB_AVX2)
-DF_DEFINE_EMB_BWD_RANGE(emb_bwd_f64_avx2, double, DF_EMB_AVX2)
+DF_DEFINE_EMB_BWD_RANGE(emb_bwd_f32_avx2, float, uint32_t, DF_EMB_AVX2)
+DF_DEFINE_EMB_BWD_RANGE(emb_bwd_f64_avx2, double, uint64_t, DF_EMB_AVX2)
 DF_DEFINE_EMB_FWD_RANGE(emb_fwd_f32_avx512, float, DF_EMB_AVX512)
 DF_DEFINE_EMB_FWD_RANGE(emb_fwd_f64_avx512, double, DF_EMB_AVX512)
-DF_DEFINE_EMB_BWD_RANGE(emb_bwd_f32_avx512, float, DF_EMB_AVX512)
-DF_DEFINE_EMB_BWD_RANGE(emb_bwd_f64_avx512, double, DF_EMB_AVX512)
+DF_DEFINE_EMB_BWD_RANGE(emb_bwd_f32_avx512, float, uint32_t, DF_EMB_AVX512)
+DF_DEFINE_EMB_BWD_RANGE(emb_bwd_f64_avx512, double, uint64_t, DF_EMB_AVX512)
 #define DF_EMB_PICK(DIR, S, isa)                                                             \
     ((isa) == DF_ISA_AVX512 ? emb_##DIR##_##S##_avx512                                       \
      : (isa) == DF_ISA_AVX2 ? emb_##DIR##_##S##_avx2                                         \
