@@ -29,6 +29,26 @@
 #include <omp.h>
 #endif
 
+/* Rows are read in an order the hardware prefetcher cannot guess (the ids), a
+ * DRAM and TLB miss each when the matrix is large: ask for the row LOOKAHEAD
+ * tokens ahead (its first KiB; the stream prefetcher follows the rest).
+ * Measured (2**18 rows of 256 floats, half kept, one thread, AVX2): 4 tokens
+ * ahead 47/61 ms forward/backward, 8: 33/44, 16: 32/41, 32: 33/42. */
+#ifndef DF_EMB_LOOKAHEAD
+#define DF_EMB_LOOKAHEAD 16
+#endif
+static inline void prefetch_row(const void *p, int64_t bytes)
+{
+#if defined(__GNUC__)
+    const char *c = (const char *)p;
+    for (int64_t o = 0; o < bytes && o < 1024; o += 64)
+        __builtin_prefetch(c + o, 0, 3);
+#else
+    (void)p;
+    (void)bytes;
+#endif
+}
+
 /* Tokens [t0, t1) of the gather. */
 #define DF_DEFINE_EMB_FWD_RANGE(NAME, T, TARGET)                                            \
     TARGET static void NAME(const T *weight, int64_t ldw, T *out, const int64_t *ids,        \
@@ -37,6 +57,9 @@
         for (int64_t t = t0; t < t1; ++t) {                                                  \
             const int64_t r = ids[t];                                                        \
             T *o = out + t * dim;                                                            \
+            if (t + DF_EMB_LOOKAHEAD < t1 && df_bit(bits, ids[t + DF_EMB_LOOKAHEAD]))        \
+                prefetch_row(weight + ids[t + DF_EMB_LOOKAHEAD] * ldw,                       \
+                             dim * (int64_t)sizeof(T));                                      \
             if (df_bit(bits, r)) {                                                           \
                 const T *w = weight + r * ldw;                                               \
                 for (int64_t j = 0; j < dim; ++j)                                            \
@@ -54,6 +77,7 @@
                             const int64_t *perm, int64_t dim, T scale, int64_t r0, int64_t r1) \
     {                                                                                        \
         int64_t zero_from = r0;                                                              \
+        const int64_t kend = r1 > r0 ? end[r1 - 1] : 0;                                      \
         for (int64_t r = r0; r < r1; ++r) {                                                  \
             const int64_t a = r > 0 ? end[r - 1] : 0, b = end[r];                            \
             if (a == b)                                                                      \
@@ -63,10 +87,16 @@
             zero_from = r + 1;                                                               \
             T *g = grad + r * dim;                                                           \
             const T *d = dout + perm[a] * ldd;                                               \
+            if (a + DF_EMB_LOOKAHEAD < kend)                                                 \
+                prefetch_row(dout + perm[a + DF_EMB_LOOKAHEAD] * ldd,                        \
+                             dim * (int64_t)sizeof(T));                                      \
             for (int64_t j = 0; j < dim; ++j)                                                \
                 g[j] = (T)0 + d[j];                                                          \
             for (int64_t k = a + 1; k < b; ++k) {                                            \
                 d = dout + perm[k] * ldd;                                                    \
+                if (k + DF_EMB_LOOKAHEAD < kend)                                             \
+                    prefetch_row(dout + perm[k + DF_EMB_LOOKAHEAD] * ldd,                    \
+                                 dim * (int64_t)sizeof(T));                                  \
                 for (int64_t j = 0; j < dim; ++j) {                                          \
                     /* A blend of bits, not ?: (which GCC keeps as a branch under its        \
                      * default -ftrapping-math, unvectorised). */                            \
