@@ -51,6 +51,17 @@ cdef const int64_t* _ids(cnp.ndarray ids, int64_t ntok) except? NULL:
     return <const int64_t*>_data(ids, 8, ntok, "ids")
 
 
+def ids_in_range(cnp.ndarray ids, int64_t vocab):
+    """Whether every entry of the C-contiguous int64 vector `ids` lies in [0, vocab)."""
+    cdef int64_t n = cnp.PyArray_SIZE(ids), t
+    cdef const int64_t *ip = _ids(ids, n)
+    cdef uint64_t bad = 0
+    with nogil:
+        for t in range(n):
+            bad |= <uint64_t>ip[t] >= <uint64_t>vocab
+    return bad == 0
+
+
 cdef inline int _check_ids(df_status_t rc, int64_t vocab) except -1:
     if rc == _ERR_INDEX:
         raise ValueError(f"ids: token ids must lie in [0, {vocab}) (the weight's rows)")

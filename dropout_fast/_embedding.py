@@ -23,19 +23,34 @@ def check_weight(weight) -> np.ndarray:
     return weight
 
 
-def check_ids(ids, vocab: int) -> np.ndarray:
-    """ids as an integer ndarray with every value in [0, vocab)."""
+def _int_ids(ids) -> np.ndarray:
     ids = np.asarray(ids)
     if ids.dtype.kind not in "iu":
         raise TypeError(f"ids: expected an integer array of token ids, got dtype {ids.dtype}")
-    if ids.size and (ids.min() < 0 or ids.max() >= vocab):
-        raise ValueError(f"ids: token ids must lie in [0, {vocab}) (the weight's rows)")
     return ids
 
 
-def _flat_ids(ids: np.ndarray) -> np.ndarray:
-    """ids (already checked) as the C-contiguous int64 vector the kernels take."""
-    return np.ascontiguousarray(ids.reshape(-1), dtype=np.int64)
+def _out_of_range(vocab: int):
+    return ValueError(f"ids: token ids must lie in [0, {vocab}) (the weight's rows)")
+
+
+def check_ids(ids, vocab: int) -> np.ndarray:
+    """ids as an integer ndarray with every value in [0, vocab)."""
+    ids = _int_ids(ids)
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab):
+        raise _out_of_range(vocab)
+    return ids
+
+
+def _flat_ids(kernels, ids, vocab: int):
+    """(ids as an integer ndarray, its entries as the C-contiguous int64 vector the
+    kernels take), checked to lie in [0, vocab) before any counter block is taken.
+    An unsigned id of 2**63 or more becomes negative in int64, and is refused."""
+    ids = _int_ids(ids)
+    flat = np.ascontiguousarray(ids.reshape(-1), dtype=np.int64)
+    if not kernels.ids_in_range(flat, vocab):
+        raise _out_of_range(vocab)
+    return ids, flat
 
 
 def _rows(kernels, a: np.ndarray) -> np.ndarray:
@@ -46,7 +61,7 @@ def _rows(kernels, a: np.ndarray) -> np.ndarray:
 def forward_impl(kernels, weight, ids, p, rng, mask: str):
     """`embedding_dropout_forward` on the given kernels: ``(out, m)``."""
     weight = check_weight(weight)
-    ids = check_ids(ids, weight.shape[0])
+    ids, flat = _flat_ids(kernels, ids, weight.shape[0])
     p = check_p(p)
     if mask not in MASK_MODES:
         raise ValueError(f"mask: expected one of {MASK_MODES}, got {mask!r}")
@@ -58,7 +73,6 @@ def forward_impl(kernels, weight, ids, p, rng, mask: str):
                     (vocab, 1), "embedding_dropout")
     out = np.empty((ids.size, dim), weight.dtype)
     a = m.coefficients(weight.dtype)[0]
-    flat = _flat_ids(ids)
     if not kernels.rows_viewable(weight):
         # Columns not contiguous (a Fortran-order matrix): gather the rows looked
         # up rather than copy the whole matrix, and give token t row t's bit.
@@ -76,12 +90,11 @@ def backward_impl(kernels, dout, ids, m) -> np.ndarray:
         raise TypeError("m: expected the DropoutMask of embedding_dropout_forward")
     dout = check_array(dout, "dout")
     vocab, dim = m.shape
-    ids = check_ids(ids, vocab)
+    ids, flat = _flat_ids(kernels, ids, vocab)
     if dout.shape != ids.shape + (dim,):
         raise ValueError(f"dout: expected shape {ids.shape + (dim,)}, got {dout.shape}")
     grad = np.empty((vocab, dim), dout.dtype)
     rows = _rows(kernels, dout.reshape(ids.size, dim))  # not -1: dim may be 0
     a = m.coefficients(dout.dtype)[0]
-    kernels.embedding_bwd(rows, _flat_ids(ids), m.packed(kernels), a, grad, _config.nthreads,
-                          _config.isa)
+    kernels.embedding_bwd(rows, flat, m.packed(kernels), a, grad, _config.nthreads, _config.isa)
     return grad

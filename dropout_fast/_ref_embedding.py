@@ -18,7 +18,7 @@ import numba as nb
 import numpy as np
 from numba import prange
 
-__all__ = ["embedding_bwd", "embedding_fwd", "rows_viewable"]
+__all__ = ["embedding_bwd", "embedding_fwd", "ids_in_range", "rows_viewable"]
 
 _ONE = np.uint64(1)
 _THREE = np.uint64(3)
@@ -69,6 +69,11 @@ def _bwd_kernel(dout, ids, bits, scale, grad, zero):
         if used[r]:
             for j in range(dim):
                 grad[r, j] = grad[r, j] * scale
+
+
+def ids_in_range(ids, vocab):
+    """Whether every entry of the int64 vector `ids` lies in [0, vocab)."""
+    return bool(_ids_ok(ids, vocab))
 
 
 def rows_viewable(a):
