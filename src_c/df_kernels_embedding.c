@@ -15,9 +15,10 @@
  * thread count. Where a NaN token value meets a NaN sum, the sum takes the
  * token's NaN (quieted, d + d) by an explicit select: IEEE leaves the payload
  * of NaN + NaN to the hardware's operand order, which compilers may swap, and
- * this is the choice numpy.add.at makes on x86-64. The sums are plain loops over the row; the compiler vectorises
- * them across columns (each lane its own column, so no reassociation), once per
- * instruction set under target attributes, as df_mc.c. */
+ * this is the choice numpy.add.at makes on x86-64. The sums are plain loops
+ * over the row; the compiler vectorises them across columns (each lane its own
+ * column, so no reassociation), once per instruction set under target
+ * attributes, as df_mc.c. */
 #include <string.h>
 
 #include "df_internal.h"
