@@ -433,6 +433,7 @@ def gaussian_dropout(x, p=0.5, *, training=True, rng=None, out=None):
 
 
 # Kernel families kept in their own modules, with the same interface as _core.
+from dropout_fast._ref_embedding import *  # noqa: E402,F401,F403
 from dropout_fast._ref_fused import *  # noqa: E402,F401,F403
 from dropout_fast._ref_softmax import *  # noqa: E402,F401,F403
 
@@ -488,6 +489,18 @@ def bias_dropout_add(x, bias, residual, p, *, rng=None, training=True, out=None)
     """`dropout_fast.bias_dropout_add` computed by the Numba kernels."""
     from dropout_fast import _fused
     return _fused.bias_dropout_add_impl(_this, x, bias, residual, p, training, rng, out)
+
+
+def embedding_dropout_forward(weight, ids, p=0.1, *, rng=None, mask="bits"):
+    """`dropout_fast.embedding_dropout_forward` computed by the Numba kernels."""
+    from dropout_fast import _embedding
+    return _embedding.forward_impl(_this, weight, ids, p, rng, mask)
+
+
+def embedding_dropout_backward(dout, ids, m):
+    """`dropout_fast.embedding_dropout_backward` computed by the Numba kernels."""
+    from dropout_fast import _embedding
+    return _embedding.backward_impl(_this, dout, ids, m)
 
 
 _this = sys.modules[__name__]

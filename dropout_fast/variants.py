@@ -9,12 +9,11 @@ from typing import Optional
 
 import numpy as np
 
-from dropout_fast import _config
+from dropout_fast import _config, _embedding
 from dropout_fast._generator import RNGLike
 from dropout_fast._variants import VARIANTS
-from dropout_fast._generator import resolve_rng
-from dropout_fast.api import (MASK_MODES, DropoutMask, backward_impl, check_array, check_p,
-                              check_training, draw_bits, dropout_impl, forward_impl)
+from dropout_fast.api import (DropoutMask, backward_impl, check_array, check_p, check_training,
+                              dropout_impl, forward_impl)
 
 __all__ = [
     "forward", "backward", "spatial_dropout", "dropout1d", "dropout2d", "dropout3d",
@@ -254,15 +253,6 @@ def feature_alpha_dropout(x, p: float = 0.5, *, training: bool = True, rng: RNGL
     return _run("feature_alpha_dropout", x, p, training, rng, out)
 
 
-def _check_ids(ids, vocab: int) -> np.ndarray:
-    ids = np.asarray(ids)
-    if ids.dtype.kind not in "iu":
-        raise TypeError(f"ids: expected an integer array of token ids, got dtype {ids.dtype}")
-    if ids.size and (ids.min() < 0 or ids.max() >= vocab):
-        raise ValueError(f"ids: token ids must lie in [0, {vocab}) (the weight's rows)")
-    return ids
-
-
 def embedding_dropout_forward(weight, ids, p: float = 0.1, *, rng: RNGLike = None,
                               mask: str = "bits"):
     """Word-level embedding dropout with what backward needs: ``(out, m)``.
@@ -294,52 +284,19 @@ def embedding_dropout_forward(weight, ids, p: float = 0.1, *, rng: RNGLike = Non
     >>> out.shape, bool(np.array_equal(out[0, 0], out[0, 2]))
     ((1, 3, 3), True)
     """
-    weight = check_array(weight, "weight")
-    if weight.ndim != 2:
-        raise ValueError(f"weight: expected a 2-D embedding matrix (V, D), "
-                         f"got shape {weight.shape}")
-    ids = _check_ids(ids, weight.shape[0])
-    p = check_p(p)
-    if mask not in MASK_MODES:
-        raise ValueError(f"mask: expected one of {MASK_MODES}, got {mask!r}")
-    vocab, dim = weight.shape
-    gen = resolve_rng(rng)
-    offset = gen._reserve((vocab + 7) // 8)
-    bits = draw_bits(_config.kernels, gen.key, offset, vocab, p)
-    m = DropoutMask(p, weight.shape, gen.key, offset, bits if mask == "bits" else None,
-                    (vocab, 1), "embedding_dropout")
-    # Only the looked-up rows are touched: gather, then apply each id's row bit.
-    out = weight[ids.reshape(-1)]
-    # Read each id's bit from the packed mask: unpacking all V bits would take V
-    # bytes (4 GiB for a 2**32-row vocabulary) to look up a few rows.
-    flat = ids.reshape(-1)
-    keep = (bits[flat >> 3] >> (flat & 7).astype(np.uint8)) & np.uint8(1)
-    rows = np.packbits(keep, bitorder="little")
-    a = m.coefficients(weight.dtype)[0]
-    if out.size:
-        _config.kernels.bcast_apply(out.reshape(-1), out.reshape(-1), rows, out.shape,
-                                    (out.shape[0], 1), a, 0.0, 0.0, _config.nthreads, _config.isa)
-    return out.reshape(ids.shape + (dim,)), m
+    return _embedding.forward_impl(_config.kernels, weight, ids, p, rng, mask)
 
 
 def embedding_dropout_backward(dout, ids, m: DropoutMask) -> np.ndarray:
     """Gradient with respect to the embedding matrix: the rows of `dout` summed
-    into their ids (``numpy.add.at``), then the forward's row mask and scale.
+    into their ids in token order (the bits of ``numpy.add.at`` into zeros), then
+    the forward's row mask and scale.
 
     Returns
     -------
     ndarray of shape (V, D), the dtype of `dout`
     """
-    if not isinstance(m, DropoutMask) or m.variant != "embedding_dropout":
-        raise TypeError("m: expected the DropoutMask of embedding_dropout_forward")
-    dout = check_array(dout, "dout")
-    vocab, dim = m.shape
-    ids = _check_ids(ids, vocab)
-    if dout.shape != ids.shape + (dim,):
-        raise ValueError(f"dout: expected shape {ids.shape + (dim,)}, got {dout.shape}")
-    grad = np.zeros((vocab, dim), dout.dtype)
-    np.add.at(grad, ids.reshape(-1), dout.reshape(ids.size, dim))  # not -1: dim may be 0
-    return backward_impl(_config.kernels, grad, m, grad)
+    return _embedding.backward_impl(_config.kernels, dout, ids, m)
 
 
 def embedding_dropout(weight, ids=None, p: float = 0.1, *, training: bool = True,
@@ -362,7 +319,7 @@ def embedding_dropout(weight, ids=None, p: float = 0.1, *, training: bool = True
         if weight.ndim != 2:  # as in training mode (not an IndexError from the lookup)
             raise ValueError(f"weight: expected a 2-D embedding matrix (V, D), "
                              f"got shape {weight.shape}")
-        return weight if ids is None else weight[_check_ids(ids, weight.shape[0])]
+        return weight if ids is None else weight[_embedding.check_ids(ids, weight.shape[0])]
     if ids is None:
         return _run("embedding_dropout", weight, p, True, rng, None)
     return embedding_dropout_forward(weight, ids, p, rng=rng, mask="recompute")[0]

@@ -35,6 +35,8 @@ const char *df_status_str(df_status_t status)
         return "noise shape does not broadcast to the array's shape";
     case DF_ERR_VALUE:
         return "parameter outside its domain (NaN, infinite or negative)";
+    case DF_ERR_INDEX:
+        return "index outside its range (an embedding id not in [0, vocab))";
     default:
         return "unknown status";
     }

@@ -56,7 +56,8 @@ typedef enum {
     DF_ERR_RANGE = 4,    /* block0 + ceil(n/8) passes the 96-bit counter space */
     DF_ERR_ROUNDS = 5,   /* Philox rounds outside [0, 16] */
     DF_ERR_SHAPE = 6,    /* a noise shape that does not broadcast, or too many dims */
-    DF_ERR_VALUE = 7     /* a real parameter outside its domain (NaN, infinite, negative sigma) */
+    DF_ERR_VALUE = 7,    /* a real parameter outside its domain (NaN, infinite, negative sigma) */
+    DF_ERR_INDEX = 8     /* an index outside its range (an embedding id not in [0, vocab)) */
 } df_status_t;
 
 /* The most dimensions a broadcast mask (df_bcast_apply_*) may have. */
@@ -206,6 +207,59 @@ DF_API df_status_t df_gaussian_fwd_f32(const float *x, float *y, int64_t n, df_k
 /* df_gaussian_fwd_f64: as df_gaussian_fwd_f32 for double (mult not rounded further). */
 DF_API df_status_t df_gaussian_fwd_f64(const double *x, double *y, int64_t n, df_key_t key,
                                        df_block_t block0, double sigma, const df_opts_t *opts);
+
+/* Embedding (word) dropout (Gal & Ghahramani, NeurIPS 2016, sec. 4.1)
+ * -------------------------------------------------------------------
+ * A (vocab, dim) matrix whose rows are kept or dropped whole: keep(r) is bit
+ * r % 8 of byte r / 8 of bits (df_dropout_mask over vocab elements). Row r of
+ * a matrix A with leading dimension ld starts at A + r * ld (ld may be 0 or
+ * negative; the row itself is contiguous). ids[0..ntok) are token ids.
+ *
+ * df_embedding_fwd_f32: the lookup under the row mask, out C-contiguous (ntok, dim):
+ *   out[t * dim + j] = keep(ids[t]) ? weight[ids[t] * ldw + j] * scale : +0.0f.
+ * Dropped rows are not read. out must not overlap weight.
+ *
+ * df_embedding_bwd_f32: the gradient with respect to the matrix, grad
+ * C-contiguous (vocab, dim): for each row r, with t1 < t2 < ... < tk the tokens
+ * with ids[t] == r,
+ *   grad[r, j] = keep(r) && k > 0 ? (((0.0f + dout[t1, j]) + dout[t2, j]) + ... + dout[tk, j]) * scale
+ *                                 : +0.0f,
+ * dout[t, j] = dout[t * ldd + j]: each row summed in token order in the dtype,
+ * rounded at every step (no FMA), then scaled; where dout[t, j] and the running
+ * sum are both NaN, the sum becomes dout[t, j]'s NaN (quieted), whatever the
+ * operand order a compiler picks. That is numpy.add.at into zeros
+ * followed by the row mask, bit for bit, whenever scale * 0 == +0 (finite
+ * scale > 0). work: DF_EMBEDDING_WORK(vocab, ntok) int64_t of scratch (the
+ * kept tokens bucketed by row); grad must not overlap dout or work. Threads
+ * take ranges of rows, so the output does not depend on threads or ISA.
+ *
+ * Both check every id first and return DF_ERR_INDEX, writing nothing to out or
+ * grad, if one is outside [0, vocab). Returns DF_OK, DF_ERR_ARG (a negative
+ * count, a NULL pointer that would be read or written), DF_ERR_ISA or
+ * DF_ERR_INDEX. */
+#define DF_EMBEDDING_WORK(vocab, ntok) ((vocab) + (ntok) + 1)
+
+DF_API df_status_t df_embedding_fwd_f32(const float *weight, int64_t ldw, float *out,
+                                        const int64_t *ids, int64_t ntok, int64_t vocab,
+                                        int64_t dim, const uint8_t *bits, float scale,
+                                        const df_opts_t *opts);
+
+/* df_embedding_fwd_f64: as df_embedding_fwd_f32 for double. */
+DF_API df_status_t df_embedding_fwd_f64(const double *weight, int64_t ldw, double *out,
+                                        const int64_t *ids, int64_t ntok, int64_t vocab,
+                                        int64_t dim, const uint8_t *bits, double scale,
+                                        const df_opts_t *opts);
+
+DF_API df_status_t df_embedding_bwd_f32(const float *dout, int64_t ldd, float *grad,
+                                        const int64_t *ids, int64_t ntok, int64_t vocab,
+                                        int64_t dim, const uint8_t *bits, float scale,
+                                        int64_t *work, const df_opts_t *opts);
+
+/* df_embedding_bwd_f64: as df_embedding_bwd_f32 for double. */
+DF_API df_status_t df_embedding_bwd_f64(const double *dout, int64_t ldd, double *grad,
+                                        const int64_t *ids, int64_t ntok, int64_t vocab,
+                                        int64_t dim, const uint8_t *bits, double scale,
+                                        int64_t *work, const df_opts_t *opts);
 
 /* ---- transformer fusions: softmax + dropout ---- */
 

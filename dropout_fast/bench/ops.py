@@ -169,9 +169,8 @@ class _Api:
         if op == "drop_block":
             return lambda: _dropblock.drop_block_forward_impl(k, x, P, BLOCK, rng=g, out=y)
         if op == "embedding_dropout":
-            if self.numba:
-                return None   # the reference has no embedding entry point
-            return lambda: df.embedding_dropout_forward(a["weight"], a["ids"], P, rng=g)
+            emb = reference if self.numba else df
+            return lambda: emb.embedding_dropout_forward(a["weight"], a["ids"], P, rng=g)
         if op == "softmax_dropout":
             return lambda: _softmax.softmax_forward_impl(k, x, P, -1, None, False, g, y,
                                                          "store", False)
@@ -198,7 +197,8 @@ class _Api:
         if op == "drop_block":
             return lambda: _dropblock.drop_block_backward_impl(k, dy, m, dx)
         if op == "embedding_dropout":
-            return lambda: df.embedding_dropout_backward(dy, a["ids"], m)
+            emb = reference if self.numba else df
+            return lambda: emb.embedding_dropout_backward(dy, a["ids"], m)
         if op == "softmax_dropout":
             return lambda: _softmax.softmax_backward_impl(k, dy, m, None, dx)
         if op == "bias_dropout_add":

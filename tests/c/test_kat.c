@@ -78,7 +78,8 @@ static void test_status(void)
           "noise shape");
     /* The values are pinned (the enum is append-only) and each has its own text. */
     static const df_status_t pinned[] = {DF_OK,        DF_ERR_ARG,    DF_ERR_THRESH, DF_ERR_ISA,
-                                         DF_ERR_RANGE, DF_ERR_ROUNDS, DF_ERR_SHAPE,  DF_ERR_VALUE};
+                                         DF_ERR_RANGE, DF_ERR_ROUNDS, DF_ERR_SHAPE,  DF_ERR_VALUE,
+                                         DF_ERR_INDEX};
     for (int s = 0; s < (int)(sizeof pinned / sizeof pinned[0]); ++s) {
         CHECK((int)pinned[s] == s, "status %d pinned", s);
         CHECK(strcmp(df_status_str(pinned[s]), "unknown status") != 0, "status_str %d", s);
@@ -86,7 +87,7 @@ static void test_status(void)
             CHECK(strcmp(df_status_str(pinned[s]), df_status_str(pinned[t])) != 0,
                   "status_str %d == status_str %d", s, t);
     }
-    CHECK(strcmp(df_status_str((df_status_t)8), "unknown status") == 0, "status_str 8");
+    CHECK(strcmp(df_status_str((df_status_t)9), "unknown status") == 0, "status_str 9");
     CHECK(strcmp(df_version(), DF_VERSION_STRING) == 0, "version");
 }
 
