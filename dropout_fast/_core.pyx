@@ -225,3 +225,4 @@ def gaussian_fwd(cnp.ndarray x, cnp.ndarray y, uint32_t key0, uint32_t key1, uin
 include "_softmax.pxi"
 include "_fused.pxi"
 include "_bandwidth.pxi"
+include "_direct.pxi"

@@ -20,8 +20,12 @@ __all__ = [
     "dropout", "dropout_forward", "dropout_backward", "DropoutMask", "philox4x32",
 ]
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_FLOATS = (_F32, _F64)
 MASK_MODES = ("bits", "recompute")
+# The compiled module, whose kernels take n-D C-contiguous arrays as they are
+# (the Numba backend's take flat buffers only): the direct path of `apply`.
+_C = _config.kernels if _config.BACKEND == "c" else None
 
 
 # --------------------------------------------------------------------------- policy
@@ -42,8 +46,26 @@ def threshold(p: float) -> int:
     return min(math.floor((1.0 - p) * 4294967296.0), 1 << 32)
 
 
+_thresh_cache: dict = {}
+
+
+def _threshold_of(p: float) -> int:
+    """threshold(p), memoised for float p (the type `check_p` returns; a numpy
+    scalar p may compute 1 - p in its own precision, so it is never memoised)."""
+    if type(p) is not float:
+        return threshold(p)
+    t = _thresh_cache.get(p)
+    if t is None:
+        if len(_thresh_cache) > 256:
+            _thresh_cache.clear()
+        t = _thresh_cache[p] = threshold(p)
+    return t
+
+
 def check_array(x, name: str) -> np.ndarray:
     """x as a float32/float64 ndarray, or a TypeError naming `name`."""
+    if type(x) is np.ndarray and (x.dtype is _F32 or x.dtype is _F64):
+        return x  # the common case, without the dtype comparisons
     if not isinstance(x, np.ndarray):
         x = np.asarray(x)
     if x.dtype not in _FLOATS:
@@ -86,13 +108,30 @@ def _self_overlapping(a: np.ndarray) -> bool:
     return False
 
 
-def apply(x: np.ndarray, out: Optional[np.ndarray], kernel) -> np.ndarray:
+def direct_output(kernels, x: np.ndarray, out: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    """Validate `out` (see `check_out`) and return the array the C kernels may
+    write x's result to as it is (a new one when out is None), or None where
+    `apply` must take its general path (strided or overlapping arrays, the
+    Numba backend). Taking it before the kernel saves the per-call flag checks,
+    flat views and closures of the general path (a few microseconds)."""
+    y = _C.direct_output(x, out) if kernels is _C else None
+    if y is None and out is not None:
+        check_out(out, x)
+    return y
+
+
+def apply(x: np.ndarray, out: Optional[np.ndarray], kernel,
+          y: Optional[np.ndarray] = None) -> np.ndarray:
     """Run kernel(src_flat, dst_flat) over x's logical C order; returns the output.
 
     The kernel sees C-contiguous 1-D buffers only: a strided input is copied, and
     an output that is strided or overlaps the input without being it is written
-    through a temporary, so the input is never clobbered half-way.
+    through a temporary, so the input is never clobbered half-way. With y from
+    `direct_output`, the kernel runs on (x, y) as they are.
     """
+    if y is not None:
+        kernel(x, y)
+        return y
     src = np.ascontiguousarray(x)
     if out is None:
         y = np.empty(x.shape, x.dtype)
@@ -188,7 +227,7 @@ def draw_bits(kernels, key: tuple, offset: int, count: int, p: float) -> np.ndar
     bits = np.empty((count + 7) // 8, np.uint8)
     if count:
         lo, hi = _block_words(offset)
-        kernels.mask(bits, count, key[0], key[1], lo, hi, threshold(p), _config.nthreads,
+        kernels.mask(bits, count, key[0], key[1], lo, hi, _threshold_of(p), _config.nthreads,
                      _config.isa)
     return bits
 
@@ -200,7 +239,8 @@ def variant_coefficients(variant: str, p: float, dtype: np.dtype, options: dict)
     """The variant's (a, b, c), each computed in double and rounded once to dtype;
     memoised, since a layer calls with the same arguments every step."""
     try:
-        key = (variant, p, dtype.char, tuple(sorted(options.items())))
+        # Unsorted: keyword order only splits the memo, never changes a value.
+        key = (variant, p, dtype.char, *options.items())
         hit = _coeff_cache.get(key)
     except TypeError:  # an unhashable option value (a list noise_shape): no memo
         key, hit = None, None
@@ -221,38 +261,42 @@ def check_training(training) -> bool:
 
 
 def forward_impl(kernels, x, p, rng: RNGLike, out, mask: str, variant: str = "dropout",
-                 options: Optional[dict] = None):
-    """Every variant's forward: validate, reserve the mask's counter blocks, run."""
+                 options: Optional[dict] = None, want_mask: bool = True):
+    """Every variant's forward: validate, reserve the mask's counter blocks, run.
+    Returns (y, DropoutMask), or (y, None) when want_mask is False."""
     x = check_array(x, "x")
     p = check_p(p)
     if mask not in MASK_MODES:
         raise ValueError(f"mask: expected one of {MASK_MODES}, got {mask!r}")
-    if out is not None:
-        check_out(out, x)
+    y = direct_output(kernels, x, out)
     options = options or {}
-    noise_shape = VARIANTS[variant].noise_shape(x.shape, **options)
+    shape = x.shape
+    noise_shape = VARIANTS[variant].noise_shape(shape, **options)
     a, b, c = variant_coefficients(variant, p, x.dtype, options)
     gen = resolve_rng(rng)
     count = math.prod(noise_shape)
     offset = gen._reserve((count + 7) // 8)
+    key = gen._key
     nt, isa = _config.nthreads, _config.isa
-    if noise_shape == x.shape and b == 0.0 and c == 0.0:
+    if noise_shape == shape and b == 0.0 and c == 0.0:
         # The fused pass: mask generation, scaling and the bit write in one sweep.
         bits = np.empty((count + 7) // 8, np.uint8) if mask == "bits" else None
         lo, hi = _block_words(offset)
-        thresh = threshold(p)
+        thresh = _threshold_of(p)
 
         def kernel(src, dst):
-            kernels.fwd(src, dst, bits, gen.key[0], gen.key[1], lo, hi, thresh, a, nt, isa)
+            kernels.fwd(src, dst, bits, key[0], key[1], lo, hi, thresh, a, nt, isa)
     else:
-        bits = draw_bits(kernels, gen.key, offset, count, p)
+        bits = draw_bits(kernels, key, offset, count, p)
 
         def kernel(src, dst):
-            kernels.bcast_apply(src, dst, bits, x.shape, noise_shape, a, b, c, nt, isa)
-    y = apply(x, out, kernel)
+            kernels.bcast_apply(src, dst, bits, shape, noise_shape, a, b, c, nt, isa)
+    y = apply(x, out, kernel, y)
+    if not want_mask:
+        return y, None
     if mask == "recompute":
         bits = None
-    return y, DropoutMask(p, x.shape, gen.key, offset, bits, noise_shape, variant, options)
+    return y, DropoutMask(p, shape, key, offset, bits, noise_shape, variant, options)
 
 
 def backward_impl(kernels, dy, m, out):
@@ -266,9 +310,8 @@ def backward_impl(kernels, dy, m, out):
     dy = check_array(dy, "dy")
     if dy.shape != m.shape:
         raise ValueError(f"dy: expected shape {m.shape} (the mask's), got {dy.shape}")
-    if out is not None:
-        check_out(out, dy)
-    a = m.coefficients(dy.dtype)[0]
+    y = direct_output(kernels, dy, out)
+    a = variant_coefficients(m.variant, m.p, dy.dtype, m.options)[0]
     nt, isa = _config.nthreads, _config.isa
     if m.noise_shape != m.shape:
         bits = m.packed(kernels)
@@ -280,11 +323,11 @@ def backward_impl(kernels, dy, m, out):
             kernels.bwd_bits(src, dst, m.bits, a, nt, isa)
     else:
         lo, hi = _block_words(m.offset)
-        thresh = threshold(m.p)
+        thresh = _threshold_of(m.p)
 
         def kernel(src, dst):
             kernels.fwd(src, dst, None, m.key[0], m.key[1], lo, hi, thresh, a, nt, isa)
-    return apply(dy, out, kernel)
+    return apply(dy, out, kernel, y)
 
 
 def dropout_impl(kernels, x, p, training, rng, out, variant: str = "dropout",
@@ -300,7 +343,7 @@ def dropout_impl(kernels, x, p, training, rng, out, variant: str = "dropout",
         if out is not x:
             out[...] = x
         return out
-    return forward_impl(kernels, x, p, rng, out, "recompute", variant, options)[0]
+    return forward_impl(kernels, x, p, rng, out, "recompute", variant, options, False)[0]
 
 
 # --------------------------------------------------------------------------- public API

@@ -1,0 +1,41 @@
+# The call-overhead fast path of api.apply: for the common call (a C-contiguous
+# input, no out= or a plain one) the kernels take the arrays as they are, with
+# no flat views, temporaries or Python-level flag checks. Anything unusual
+# returns None and takes the general path, which also raises the errors for a
+# bad out= (api.check_out), so this function never decides policy.
+
+
+def direct_output(cnp.ndarray x, object out):
+    """The array a kernel may write x's result to directly, or None.
+
+    A new C-contiguous array of x's shape and dtype when out is None; out itself
+    when it is an ndarray of x's dtype (the same descriptor) and shape,
+    writeable, C-contiguous, and x itself or disjoint from it. None when x is
+    empty or not C-contiguous, or out is anything else.
+    """
+    if cnp.PyArray_SIZE(x) == 0 or not cnp.PyArray_IS_C_CONTIGUOUS(x):
+        return None
+    cdef int nd = cnp.PyArray_NDIM(x)
+    if out is None:
+        return cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(x), cnp.PyArray_TYPE(x), 0)
+    if not isinstance(out, cnp.ndarray):
+        return None
+    cdef cnp.ndarray o = <cnp.ndarray>out
+    if <void*>cnp.PyArray_DESCR(o) != <void*>cnp.PyArray_DESCR(x) or cnp.PyArray_NDIM(o) != nd \
+            or not cnp.PyArray_ISWRITEABLE(o) or not cnp.PyArray_IS_C_CONTIGUOUS(o):
+        return None
+    cdef cnp.npy_intp *xd = cnp.PyArray_DIMS(x)
+    cdef cnp.npy_intp *od = cnp.PyArray_DIMS(o)
+    cdef int d
+    for d in range(nd):
+        if xd[d] != od[d]:
+            return None
+    if o is x:
+        return o
+    # Both C-contiguous: each occupies exactly [data, data + nbytes).
+    cdef char *xp = <char*>cnp.PyArray_DATA(x)
+    cdef char *yp = <char*>cnp.PyArray_DATA(o)
+    cdef cnp.npy_intp nbytes = cnp.PyArray_NBYTES(x)
+    if xp < yp + nbytes and yp < xp + nbytes:
+        return None
+    return o
