@@ -92,13 +92,16 @@ def fwd(cnp.ndarray x, cnp.ndarray y, object bits, uint32_t key0, uint32_t key1,
         uint64_t block_lo, uint32_t block_hi, uint64_t thresh, double scale, int nthreads,
         int isa):
     """y = keep ? x * scale : 0 over 1-D float32/float64 buffers; y may be x."""
+    _fwd(x, y, bits, df_key_t(key0, key1), df_block_t(block_lo, block_hi), thresh, scale,
+         df_opts_t(nthreads, isa))
+
+
+cdef int _fwd(cnp.ndarray x, cnp.ndarray y, object bits, df_key_t key, df_block_t block0,
+              uint64_t thresh, double scale, df_opts_t opts) except -1:
     cdef int64_t n = cnp.PyArray_SIZE(x)
     cdef int typenum = cnp.PyArray_TYPE(x)
     if cnp.PyArray_TYPE(y) != typenum:
         raise TypeError("y: expected the dtype of x")
-    cdef df_key_t key = df_key_t(key0, key1)
-    cdef df_block_t block0 = df_block_t(block_lo, block_hi)
-    cdef df_opts_t opts = df_opts_t(nthreads, isa)
     cdef uint8_t *b = _bits(bits, n)
     cdef float *xs
     cdef float *ys
@@ -117,7 +120,7 @@ def fwd(cnp.ndarray x, cnp.ndarray y, object bits, uint32_t key0, uint32_t key1,
             rc = df_dropout_fwd_f64(xd, yd, b, n, key, block0, thresh, scale, &opts)
     else:
         raise TypeError("x: expected float32 or float64")
-    _check(rc)
+    return _check(rc)
 
 
 def bwd_bits(cnp.ndarray dy, cnp.ndarray dx, cnp.ndarray bits, double scale, int nthreads,

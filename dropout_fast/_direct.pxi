@@ -39,3 +39,15 @@ def direct_output(cnp.ndarray x, object out):
     if xp < yp + nbytes and yp < xp + nbytes:
         return None
     return o
+
+
+def fwd_into(cnp.ndarray x, cnp.ndarray y, bint want_bits, uint32_t key0, uint32_t key1,
+             uint64_t block_lo, uint32_t block_hi, uint64_t thresh, double scale, int nthreads,
+             int isa):
+    """`fwd` with its bits allocated here: returns a new uint8 array of ceil(n/8)
+    bytes holding them when want_bits, else None (no bits written)."""
+    cdef cnp.npy_intp nbytes = (cnp.PyArray_SIZE(x) + 7) // 8
+    bits = cnp.PyArray_EMPTY(1, &nbytes, cnp.NPY_UINT8, 0) if want_bits else None
+    _fwd(x, y, bits, df_key_t(key0, key1), df_block_t(block_lo, block_hi), thresh, scale,
+         df_opts_t(nthreads, isa))
+    return bits

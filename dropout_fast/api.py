@@ -14,6 +14,8 @@ import numpy as np
 
 from dropout_fast import _config
 from dropout_fast._generator import RNGLike, resolve_rng
+from dropout_fast._plans import threshold  # noqa: F401 - re-exported (_fused, _softmax)
+from dropout_fast._plans import forward_plan, threshold_of, variant_coefficients
 from dropout_fast._variants import VARIANTS
 
 __all__ = [
@@ -39,27 +41,6 @@ def check_p(p) -> float:
     if not 0.0 <= p <= 1.0:  # also rejects NaN
         raise ValueError(f"p: expected a probability in [0, 1], got {p}")
     return p
-
-
-def threshold(p: float) -> int:
-    """The keep threshold of the stream contract: min(floor((1 - p) * 2**32), 2**32)."""
-    return min(math.floor((1.0 - p) * 4294967296.0), 1 << 32)
-
-
-_thresh_cache: dict = {}
-
-
-def _threshold_of(p: float) -> int:
-    """threshold(p), memoised for float p (the type `check_p` returns; a numpy
-    scalar p may compute 1 - p in its own precision, so it is never memoised)."""
-    if type(p) is not float:
-        return threshold(p)
-    t = _thresh_cache.get(p)
-    if t is None:
-        if len(_thresh_cache) > 256:
-            _thresh_cache.clear()
-        t = _thresh_cache[p] = threshold(p)
-    return t
 
 
 def check_array(x, name: str) -> np.ndarray:
@@ -148,8 +129,11 @@ def apply(x: np.ndarray, out: Optional[np.ndarray], kernel,
     return y
 
 
+_LO64 = 0xFFFFFFFFFFFFFFFF
+
+
 def _block_words(offset: int):
-    return offset & 0xFFFFFFFFFFFFFFFF, offset >> 64
+    return offset & _LO64, offset >> 64
 
 
 # --------------------------------------------------------------------------- masks
@@ -227,31 +211,9 @@ def draw_bits(kernels, key: tuple, offset: int, count: int, p: float) -> np.ndar
     bits = np.empty((count + 7) // 8, np.uint8)
     if count:
         lo, hi = _block_words(offset)
-        kernels.mask(bits, count, key[0], key[1], lo, hi, _threshold_of(p), _config.nthreads,
+        kernels.mask(bits, count, key[0], key[1], lo, hi, threshold_of(p), _config.nthreads,
                      _config.isa)
     return bits
-
-
-_coeff_cache: dict = {}
-
-
-def variant_coefficients(variant: str, p: float, dtype: np.dtype, options: dict) -> tuple:
-    """The variant's (a, b, c), each computed in double and rounded once to dtype;
-    memoised, since a layer calls with the same arguments every step."""
-    try:
-        # Unsorted: keyword order only splits the memo, never changes a value.
-        key = (variant, p, dtype.char, *options.items())
-        hit = _coeff_cache.get(key)
-    except TypeError:  # an unhashable option value (a list noise_shape): no memo
-        key, hit = None, None
-    if hit is None:
-        if len(_coeff_cache) > 256:
-            _coeff_cache.clear()
-        t = dtype.type
-        hit = tuple(float(t(v)) for v in VARIANTS[variant].coefficients(p, **options))
-        if key is not None:
-            _coeff_cache[key] = hit
-    return hit
 
 
 def check_training(training) -> bool:
@@ -271,31 +233,29 @@ def forward_impl(kernels, x, p, rng: RNGLike, out, mask: str, variant: str = "dr
     y = direct_output(kernels, x, out)
     options = options or {}
     shape = x.shape
-    noise_shape = VARIANTS[variant].noise_shape(shape, **options)
-    a, b, c = variant_coefficients(variant, p, x.dtype, options)
+    noise_shape, count, a, b, c, thresh = forward_plan(variant, p, x.dtype, shape, options)
     gen = resolve_rng(rng)
-    count = math.prod(noise_shape)
     offset = gen._reserve((count + 7) // 8)
     key = gen._key
     nt, isa = _config.nthreads, _config.isa
     if noise_shape == shape and b == 0.0 and c == 0.0:
         # The fused pass: mask generation, scaling and the bit write in one sweep.
-        bits = np.empty((count + 7) // 8, np.uint8) if mask == "bits" else None
-        lo, hi = _block_words(offset)
-        thresh = _threshold_of(p)
-
-        def kernel(src, dst):
-            kernels.fwd(src, dst, bits, key[0], key[1], lo, hi, thresh, a, nt, isa)
+        lo, hi = offset & _LO64, offset >> 64
+        if y is not None:
+            bits = kernels.fwd_into(x, y, mask == "bits", key[0], key[1], lo, hi, thresh, a,
+                                    nt, isa)
+        else:
+            bits = np.empty((count + 7) // 8, np.uint8) if mask == "bits" else None
+            y = apply(x, out, lambda src, dst: kernels.fwd(src, dst, bits, key[0], key[1], lo,
+                                                           hi, thresh, a, nt, isa))
     else:
         bits = draw_bits(kernels, key, offset, count, p)
-
-        def kernel(src, dst):
-            kernels.bcast_apply(src, dst, bits, shape, noise_shape, a, b, c, nt, isa)
-    y = apply(x, out, kernel, y)
+        y = apply(x, out, lambda src, dst: kernels.bcast_apply(src, dst, bits, shape,
+                                                               noise_shape, a, b, c, nt, isa), y)
+        if mask == "recompute":
+            bits = None
     if not want_mask:
         return y, None
-    if mask == "recompute":
-        bits = None
     return y, DropoutMask(p, shape, key, offset, bits, noise_shape, variant, options)
 
 
@@ -308,26 +268,27 @@ def backward_impl(kernels, dy, m, out):
                             f"got {type(m).__name__}")
         return own(kernels, dy, out)
     dy = check_array(dy, "dy")
-    if dy.shape != m.shape:
-        raise ValueError(f"dy: expected shape {m.shape} (the mask's), got {dy.shape}")
+    shape = m.shape
+    if dy.shape != shape:
+        raise ValueError(f"dy: expected shape {shape} (the mask's), got {dy.shape}")
     y = direct_output(kernels, dy, out)
     a = variant_coefficients(m.variant, m.p, dy.dtype, m.options)[0]
     nt, isa = _config.nthreads, _config.isa
-    if m.noise_shape != m.shape:
-        bits = m.packed(kernels)
-
-        def kernel(src, dst):
-            kernels.bcast_apply(src, dst, bits, m.shape, m.noise_shape, a, 0.0, 0.0, nt, isa)
-    elif m.bits is not None:
-        def kernel(src, dst):
-            kernels.bwd_bits(src, dst, m.bits, a, nt, isa)
-    else:
-        lo, hi = _block_words(m.offset)
-        thresh = _threshold_of(m.p)
-
-        def kernel(src, dst):
-            kernels.fwd(src, dst, None, m.key[0], m.key[1], lo, hi, thresh, a, nt, isa)
-    return apply(dy, out, kernel, y)
+    if m.noise_shape != shape:
+        bits, noise_shape = m.packed(kernels), m.noise_shape
+        return apply(dy, out, lambda src, dst: kernels.bcast_apply(src, dst, bits, shape,
+                                                                   noise_shape, a, 0.0, 0.0,
+                                                                   nt, isa), y)
+    bits = m.bits
+    if bits is not None:
+        if y is not None:
+            kernels.bwd_bits(dy, y, bits, a, nt, isa)
+            return y
+        return apply(dy, out, lambda src, dst: kernels.bwd_bits(src, dst, bits, a, nt, isa))
+    key, offset = m.key, m.offset
+    lo, hi, thresh = offset & _LO64, offset >> 64, threshold_of(m.p)
+    return apply(dy, out, lambda src, dst: kernels.fwd(src, dst, None, key[0], key[1], lo, hi,
+                                                       thresh, a, nt, isa), y)
 
 
 def dropout_impl(kernels, x, p, training, rng, out, variant: str = "dropout",
