@@ -51,3 +51,13 @@ def fwd_into(cnp.ndarray x, cnp.ndarray y, bint want_bits, uint32_t key0, uint32
     _fwd(x, y, bits, df_key_t(key0, key1), df_block_t(block_lo, block_hi), thresh, scale,
          df_opts_t(nthreads, isa))
     return bits
+
+
+def mask_new(int64_t n, uint32_t key0, uint32_t key1, uint64_t block_lo, uint32_t block_hi,
+             uint64_t thresh, int nthreads, int isa):
+    """`mask` into a new uint8 array of ceil(n/8) bytes, which it returns."""
+    cdef cnp.npy_intp nbytes = (n + 7) // 8
+    bits = cnp.PyArray_EMPTY(1, &nbytes, cnp.NPY_UINT8, 0)
+    if n > 0:
+        mask(bits, n, key0, key1, block_lo, block_hi, thresh, nthreads, isa)
+    return bits

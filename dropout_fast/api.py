@@ -213,6 +213,9 @@ class DropoutMask:
 # --------------------------------------------------------------------------- the engine
 def draw_bits(kernels, key: tuple, offset: int, count: int, p: float) -> np.ndarray:
     """Packed keep bits of `count` mask elements at block `offset` (stream contract)."""
+    if kernels is _C and count > 0:  # allocated in C (saves ~0.2 us a call)
+        return _C.mask_new(count, key[0], key[1], offset & _LO64, offset >> 64, threshold_of(p),
+                           _config.nthreads, _config.isa)
     bits = np.empty((count + 7) // 8, np.uint8)
     if count:
         lo, hi = _block_words(offset)
@@ -255,8 +258,11 @@ def forward_impl(kernels, x, p, rng: RNGLike, out, mask: str, variant: str = "dr
                                                            hi, thresh, a, nt, isa))
     else:
         bits = draw_bits(kernels, key, offset, count, p)
-        y = apply(x, out, lambda src, dst: kernels.bcast_apply(src, dst, bits, shape,
-                                                               noise_shape, a, b, c, nt, isa), y)
+        if y is not None:
+            kernels.bcast_apply(x, y, bits, shape, noise_shape, a, b, c, nt, isa)
+        else:
+            y = apply(x, out, lambda src, dst: kernels.bcast_apply(src, dst, bits, shape,
+                                                                   noise_shape, a, b, c, nt, isa))
         if mask == "recompute":
             bits = None
     if not want_mask:
@@ -287,11 +293,15 @@ def backward_impl(kernels, dy, m, out):
         a = variant_coefficients(m.variant, m.p, dt, m.options)[0]
         m._memo = (dt, m.p, m.variant, m.options, dict(m.options), a)
     nt, isa = _config.nthreads, _config.isa
-    if m.noise_shape != shape:
-        bits, noise_shape = m.packed(kernels), m.noise_shape
+    noise_shape = m.noise_shape
+    if noise_shape != shape:
+        bits = m.packed(kernels)
+        if y is not None:
+            kernels.bcast_apply(dy, y, bits, shape, noise_shape, a, 0.0, 0.0, nt, isa)
+            return y
         return apply(dy, out, lambda src, dst: kernels.bcast_apply(src, dst, bits, shape,
                                                                    noise_shape, a, 0.0, 0.0,
-                                                                   nt, isa), y)
+                                                                   nt, isa))
     bits = m.bits
     if bits is not None:
         if y is not None:
