@@ -33,7 +33,7 @@ from dropout_fast import _config
 from dropout_fast._generator import RNGLike, resolve_rng
 from dropout_fast._layer import LayerBase
 from dropout_fast.api import (MASK_MODES, apply, check_array, check_out, check_p,
-                              check_training, draw_bits)
+                              check_training, direct_output, draw_bits)
 
 __all__ = ["drop_block", "drop_block_forward", "drop_block_backward", "drop_block2d",
            "drop_block3d", "DropBlock", "DropBlockMask"]
@@ -117,6 +117,8 @@ def _scale(p: float, numel: int, kept: int, eps: float) -> float:
 def _rounded(scale: float, dtype: np.dtype) -> float:
     """The scale rounded once to dtype. It overflows only when nothing is kept (a
     tiny eps over no survivors), where no output uses it."""
+    if -3.0e38 < scale < 3.0e38:  # inside float32's range: no overflow to silence
+        return float(dtype.type(scale))  # (np.errstate costs ~2 us a call)
     with np.errstate(over="ignore"):
         return float(dtype.type(scale))
 
@@ -252,15 +254,14 @@ def drop_block_forward_impl(kernels, x, p, block_size, data_format="channels_fir
     x, p, bs, eps, axes = _validate(x, p, block_size, data_format, eps, name)
     if mask not in MASK_MODES:
         raise ValueError(f"mask: expected one of {MASK_MODES}, got {mask!r}")
-    if out is not None:
-        check_out(out, x)
+    y = direct_output(kernels, x, out)  # checks out
     gen = resolve_rng(rng)
     gamma = _seed_probability(p, tuple(x.shape[a] for a in axes), bs)
     offset = gen._reserve((math.prod(_grid(x.shape, axes, bs)) + 7) // 8)
     bits, kept = _pack_keep(_dropped(kernels, gen.key, offset, gamma, x.shape, axes, bs))
     scale = _scale(p, x.size, kept, eps)
     s, nt, isa = _rounded(scale, x.dtype), _config.nthreads, _config.isa
-    y = apply(x, out, lambda src, dst: kernels.bwd_bits(src, dst, bits, s, nt, isa))
+    y = apply(x, out, lambda src, dst: kernels.bwd_bits(src, dst, bits, s, nt, isa), y)
     m = DropBlockMask(p, gamma, x.shape, bs, data_format, gen.key, offset, scale,
                       bits if mask == "bits" else None)
     return y, m
@@ -274,11 +275,10 @@ def drop_block_backward_impl(kernels, dy, m, out=None):
     dy = check_array(dy, "dy")
     if dy.shape != m.shape:
         raise ValueError(f"dy: expected shape {m.shape} (the mask's), got {dy.shape}")
-    if out is not None:
-        check_out(out, dy)
+    y = direct_output(kernels, dy, out)  # checks out
     bits = m.packed(kernels)
     s, nt, isa = _rounded(m.scale, dy.dtype), _config.nthreads, _config.isa
-    return apply(dy, out, lambda src, dst: kernels.bwd_bits(src, dst, bits, s, nt, isa))
+    return apply(dy, out, lambda src, dst: kernels.bwd_bits(src, dst, bits, s, nt, isa), y)
 
 
 def drop_block_impl(kernels, x, p, block_size, data_format="channels_first", eps=1e-6,

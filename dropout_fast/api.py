@@ -14,14 +14,20 @@ import numpy as np
 
 from dropout_fast import _config
 from dropout_fast._generator import RNGLike, resolve_rng
+from dropout_fast._plans import threshold  # noqa: F401 - re-exported (_fused, _softmax)
+from dropout_fast._plans import forward_plan, threshold_of, variant_coefficients
 from dropout_fast._variants import VARIANTS
 
 __all__ = [
     "dropout", "dropout_forward", "dropout_backward", "DropoutMask", "philox4x32",
 ]
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_FLOATS = (_F32, _F64)
 MASK_MODES = ("bits", "recompute")
+# The compiled module, whose kernels take n-D C-contiguous arrays as they are
+# (the Numba backend's take flat buffers only): the direct path of `apply`.
+_C = _config.kernels if _config.BACKEND == "c" else None
 
 
 # --------------------------------------------------------------------------- policy
@@ -37,13 +43,10 @@ def check_p(p) -> float:
     return p
 
 
-def threshold(p: float) -> int:
-    """The keep threshold of the stream contract: min(floor((1 - p) * 2**32), 2**32)."""
-    return min(math.floor((1.0 - p) * 4294967296.0), 1 << 32)
-
-
 def check_array(x, name: str) -> np.ndarray:
     """x as a float32/float64 ndarray, or a TypeError naming `name`."""
+    if type(x) is np.ndarray and (x.dtype is _F32 or x.dtype is _F64):
+        return x  # the common case, without the dtype comparisons
     if not isinstance(x, np.ndarray):
         x = np.asarray(x)
     if x.dtype not in _FLOATS:
@@ -86,13 +89,30 @@ def _self_overlapping(a: np.ndarray) -> bool:
     return False
 
 
-def apply(x: np.ndarray, out: Optional[np.ndarray], kernel) -> np.ndarray:
+def direct_output(kernels, x: np.ndarray, out: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    """Validate `out` (see `check_out`) and return the array the C kernels may
+    write x's result to as it is (a new one when out is None), or None where
+    `apply` must take its general path (strided or overlapping arrays, the
+    Numba backend). Taking it before the kernel saves the per-call flag checks,
+    flat views and closures of the general path (a few microseconds)."""
+    y = _C.direct_output(x, out) if kernels is _C else None
+    if y is None and out is not None:
+        check_out(out, x)
+    return y
+
+
+def apply(x: np.ndarray, out: Optional[np.ndarray], kernel,
+          y: Optional[np.ndarray] = None) -> np.ndarray:
     """Run kernel(src_flat, dst_flat) over x's logical C order; returns the output.
 
     The kernel sees C-contiguous 1-D buffers only: a strided input is copied, and
     an output that is strided or overlaps the input without being it is written
-    through a temporary, so the input is never clobbered half-way.
+    through a temporary, so the input is never clobbered half-way. With y from
+    `direct_output`, the kernel runs on (x, y) as they are.
     """
+    if y is not None:
+        kernel(x, y)
+        return y
     src = np.ascontiguousarray(x)
     if out is None:
         y = np.empty(x.shape, x.dtype)
@@ -109,8 +129,11 @@ def apply(x: np.ndarray, out: Optional[np.ndarray], kernel) -> np.ndarray:
     return y
 
 
+_LO64 = 0xFFFFFFFFFFFFFFFF
+
+
 def _block_words(offset: int):
-    return offset & 0xFFFFFFFFFFFFFFFF, offset >> 64
+    return offset & _LO64, offset >> 64
 
 
 # --------------------------------------------------------------------------- masks
@@ -141,7 +164,8 @@ class DropoutMask:
         ``numpy.packbits(keep, bitorder="little")``. None in recompute mode.
     """
 
-    __slots__ = ("p", "shape", "key", "offset", "bits", "noise_shape", "variant", "options")
+    __slots__ = ("p", "shape", "key", "offset", "bits", "noise_shape", "variant", "options",
+                 "_memo")
 
     def __init__(self, p: float, shape: tuple, key: tuple, offset: int,
                  bits: Optional[np.ndarray], noise_shape: Optional[tuple] = None,
@@ -149,6 +173,10 @@ class DropoutMask:
         self.p, self.shape, self.key, self.offset, self.bits = p, shape, key, offset, bits
         self.noise_shape = shape if noise_shape is None else noise_shape
         self.variant, self.options = variant, options or {}
+        # (dtype, p, variant, options, copy of options, a): backward's scale for
+        # dtype, valid while those attributes are the very objects (and values) it
+        # was computed from; saves the coefficient memo's key (~0.3 us a call).
+        self._memo = None
 
     @property
     def size(self) -> int:
@@ -185,33 +213,15 @@ class DropoutMask:
 # --------------------------------------------------------------------------- the engine
 def draw_bits(kernels, key: tuple, offset: int, count: int, p: float) -> np.ndarray:
     """Packed keep bits of `count` mask elements at block `offset` (stream contract)."""
+    if kernels is _C and count > 0:  # allocated in C (saves ~0.2 us a call)
+        return _C.mask_new(count, key[0], key[1], offset & _LO64, offset >> 64, threshold_of(p),
+                           _config.nthreads, _config.isa)
     bits = np.empty((count + 7) // 8, np.uint8)
     if count:
         lo, hi = _block_words(offset)
-        kernels.mask(bits, count, key[0], key[1], lo, hi, threshold(p), _config.nthreads,
+        kernels.mask(bits, count, key[0], key[1], lo, hi, threshold_of(p), _config.nthreads,
                      _config.isa)
     return bits
-
-
-_coeff_cache: dict = {}
-
-
-def variant_coefficients(variant: str, p: float, dtype: np.dtype, options: dict) -> tuple:
-    """The variant's (a, b, c), each computed in double and rounded once to dtype;
-    memoised, since a layer calls with the same arguments every step."""
-    try:
-        key = (variant, p, dtype.char, tuple(sorted(options.items())))
-        hit = _coeff_cache.get(key)
-    except TypeError:  # an unhashable option value (a list noise_shape): no memo
-        key, hit = None, None
-    if hit is None:
-        if len(_coeff_cache) > 256:
-            _coeff_cache.clear()
-        t = dtype.type
-        hit = tuple(float(t(v)) for v in VARIANTS[variant].coefficients(p, **options))
-        if key is not None:
-            _coeff_cache[key] = hit
-    return hit
 
 
 def check_training(training) -> bool:
@@ -221,38 +231,45 @@ def check_training(training) -> bool:
 
 
 def forward_impl(kernels, x, p, rng: RNGLike, out, mask: str, variant: str = "dropout",
-                 options: Optional[dict] = None):
-    """Every variant's forward: validate, reserve the mask's counter blocks, run."""
+                 options: Optional[dict] = None, want_mask: bool = True):
+    """Every variant's forward: validate, reserve the mask's counter blocks, run.
+    Returns (y, DropoutMask), or (y, None) when want_mask is False."""
     x = check_array(x, "x")
     p = check_p(p)
     if mask not in MASK_MODES:
         raise ValueError(f"mask: expected one of {MASK_MODES}, got {mask!r}")
-    if out is not None:
-        check_out(out, x)
+    y = direct_output(kernels, x, out)
     options = options or {}
-    noise_shape = VARIANTS[variant].noise_shape(x.shape, **options)
-    a, b, c = variant_coefficients(variant, p, x.dtype, options)
+    shape = x.shape
+    noise_shape, count, a, b, c, thresh = forward_plan(variant, p, x.dtype, shape, options)
     gen = resolve_rng(rng)
-    count = math.prod(noise_shape)
     offset = gen._reserve((count + 7) // 8)
+    key = gen._key
     nt, isa = _config.nthreads, _config.isa
-    if noise_shape == x.shape and b == 0.0 and c == 0.0:
+    if noise_shape == shape and b == 0.0 and c == 0.0:
         # The fused pass: mask generation, scaling and the bit write in one sweep.
-        bits = np.empty((count + 7) // 8, np.uint8) if mask == "bits" else None
-        lo, hi = _block_words(offset)
-        thresh = threshold(p)
-
-        def kernel(src, dst):
-            kernels.fwd(src, dst, bits, gen.key[0], gen.key[1], lo, hi, thresh, a, nt, isa)
+        lo, hi = offset & _LO64, offset >> 64
+        if y is not None:
+            bits = kernels.fwd_into(x, y, mask == "bits", key[0], key[1], lo, hi, thresh, a,
+                                    nt, isa)
+        else:
+            bits = np.empty((count + 7) // 8, np.uint8) if mask == "bits" else None
+            y = apply(x, out, lambda src, dst: kernels.fwd(src, dst, bits, key[0], key[1], lo,
+                                                           hi, thresh, a, nt, isa))
     else:
-        bits = draw_bits(kernels, gen.key, offset, count, p)
-
-        def kernel(src, dst):
-            kernels.bcast_apply(src, dst, bits, x.shape, noise_shape, a, b, c, nt, isa)
-    y = apply(x, out, kernel)
-    if mask == "recompute":
-        bits = None
-    return y, DropoutMask(p, x.shape, gen.key, offset, bits, noise_shape, variant, options)
+        bits = draw_bits(kernels, key, offset, count, p)
+        if y is not None:
+            kernels.bcast_apply(x, y, bits, shape, noise_shape, a, b, c, nt, isa)
+        else:
+            y = apply(x, out, lambda src, dst: kernels.bcast_apply(src, dst, bits, shape,
+                                                                   noise_shape, a, b, c, nt, isa))
+        if mask == "recompute":
+            bits = None
+    if not want_mask:
+        return y, None
+    m = DropoutMask(p, shape, key, offset, bits, noise_shape, variant, options)
+    m._memo = (x.dtype, p, variant, m.options, dict(m.options), a)
+    return y, m
 
 
 def backward_impl(kernels, dy, m, out):
@@ -264,27 +281,37 @@ def backward_impl(kernels, dy, m, out):
                             f"got {type(m).__name__}")
         return own(kernels, dy, out)
     dy = check_array(dy, "dy")
-    if dy.shape != m.shape:
-        raise ValueError(f"dy: expected shape {m.shape} (the mask's), got {dy.shape}")
-    if out is not None:
-        check_out(out, dy)
-    a = m.coefficients(dy.dtype)[0]
-    nt, isa = _config.nthreads, _config.isa
-    if m.noise_shape != m.shape:
-        bits = m.packed(kernels)
-
-        def kernel(src, dst):
-            kernels.bcast_apply(src, dst, bits, m.shape, m.noise_shape, a, 0.0, 0.0, nt, isa)
-    elif m.bits is not None:
-        def kernel(src, dst):
-            kernels.bwd_bits(src, dst, m.bits, a, nt, isa)
+    shape = m.shape
+    if dy.shape != shape:
+        raise ValueError(f"dy: expected shape {shape} (the mask's), got {dy.shape}")
+    y = direct_output(kernels, dy, out)
+    dt, memo = dy.dtype, m._memo
+    if (memo is not None and memo[0] is dt and memo[1] is m.p and memo[2] is m.variant
+            and memo[3] is m.options and memo[4] == m.options):
+        a = memo[5]
     else:
-        lo, hi = _block_words(m.offset)
-        thresh = threshold(m.p)
-
-        def kernel(src, dst):
-            kernels.fwd(src, dst, None, m.key[0], m.key[1], lo, hi, thresh, a, nt, isa)
-    return apply(dy, out, kernel)
+        a = variant_coefficients(m.variant, m.p, dt, m.options)[0]
+        m._memo = (dt, m.p, m.variant, m.options, dict(m.options), a)
+    nt, isa = _config.nthreads, _config.isa
+    noise_shape = m.noise_shape
+    if noise_shape != shape:
+        bits = m.packed(kernels)
+        if y is not None:
+            kernels.bcast_apply(dy, y, bits, shape, noise_shape, a, 0.0, 0.0, nt, isa)
+            return y
+        return apply(dy, out, lambda src, dst: kernels.bcast_apply(src, dst, bits, shape,
+                                                                   noise_shape, a, 0.0, 0.0,
+                                                                   nt, isa))
+    bits = m.bits
+    if bits is not None:
+        if y is not None:
+            kernels.bwd_bits(dy, y, bits, a, nt, isa)
+            return y
+        return apply(dy, out, lambda src, dst: kernels.bwd_bits(src, dst, bits, a, nt, isa))
+    key, offset = m.key, m.offset
+    lo, hi, thresh = offset & _LO64, offset >> 64, threshold_of(m.p)
+    return apply(dy, out, lambda src, dst: kernels.fwd(src, dst, None, key[0], key[1], lo, hi,
+                                                       thresh, a, nt, isa), y)
 
 
 def dropout_impl(kernels, x, p, training, rng, out, variant: str = "dropout",
@@ -300,7 +327,7 @@ def dropout_impl(kernels, x, p, training, rng, out, variant: str = "dropout",
         if out is not x:
             out[...] = x
         return out
-    return forward_impl(kernels, x, p, rng, out, "recompute", variant, options)[0]
+    return forward_impl(kernels, x, p, rng, out, "recompute", variant, options, False)[0]
 
 
 # --------------------------------------------------------------------------- public API
