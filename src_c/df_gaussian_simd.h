@@ -192,28 +192,27 @@ GV_INLINE void gv_group(const gv_ctx_t *c, uint32_t ctr, vd sigma, vd mult[8])
 }
 
 /* y = x * mult over one segment (no carry out of the low 32 bits of the block
- * index): whole groups straight to y, the last part through a buffer (its
- * multipliers times ones, exact). The lanes of the last group past n may wrap
- * the low counter word; they are not stored. */
+ * index), a group at a time; the last part goes through a buffer (its
+ * multipliers times ones, exact), by the same code so that it is not compiled
+ * twice. The lanes of the last group past n may wrap the low counter word;
+ * they are not stored. */
 #define GV_DEFINE_SEGMENT(NAME, T, STORE)                                                  \
     GV_TARGET static void NAME(const T *x, T *y, int64_t n, const gv_ctx_t *c,             \
                                uint32_t ctr, double sigma)                                 \
     {                                                                                      \
         const vd sg = GV_SET1_PD(sigma);                                                   \
+        T ones[GV_GROUP], m[GV_GROUP];                                                     \
         vd mult[8];                                                                        \
-        int64_t i = 0;                                                                     \
-        for (; i + GV_GROUP <= n; i += GV_GROUP, ctr += GV_LANES) {                        \
+        for (int64_t i = 0; i < n; i += GV_GROUP, ctr += GV_LANES) {                       \
+            const int whole = n - i >= GV_GROUP;                                           \
+            if (!whole)                                                                    \
+                for (int h = 0; h < GV_GROUP; ++h)                                         \
+                    ones[h] = 1;                                                           \
             gv_group(c, ctr, sg, mult);                                                    \
-            STORE(x + i, y + i, mult);                                                     \
-        }                                                                                  \
-        if (i < n) {                                                                       \
-            T ones[GV_GROUP], m[GV_GROUP];                                                 \
-            for (int h = 0; h < GV_GROUP; ++h)                                             \
-                ones[h] = 1;                                                               \
-            gv_group(c, ctr, sg, mult);                                                    \
-            STORE(ones, m, mult);                                                          \
-            for (int64_t h = 0; i + h < n; ++h)                                            \
-                y[i + h] = x[i + h] * m[h];                                                \
+            STORE(whole ? x + i : ones, whole ? y + i : m, mult);                          \
+            if (!whole)                                                                    \
+                for (int64_t h = 0; i + h < n; ++h)                                        \
+                    y[i + h] = x[i + h] * m[h];                                            \
         }                                                                                  \
     }
 
