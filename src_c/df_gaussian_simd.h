@@ -90,16 +90,15 @@ GV_INLINE void gv_philox(const gv_ctx_t *c, uint32_t ctr, vi w[4][4])
 }
 
 /* The transform runs over the eight vectors of a group a step at a time (each
- * step a loop over them), so that eight independent chains of dependent
- * multiplies and adds overlap instead of waiting on each other's latency. The
- * order of the stages keeps the divider busy alongside other work: the
- * divisions of the log start first and the cos runs while they finish; the
+ * step a loop over them), so that independent chains of dependent multiplies
+ * and adds overlap instead of waiting on each other's latency: the two Horner
+ * chains (log and cos) of all eight vectors advance together. The divisions
+ * of the log are issued first, so the divider works while the cos starts; the
  * square roots come last, overlapping the next group's Philox rounds. */
 #define GV_EACH for (int h = 0; h < 8; ++h)
 
-/* The log of the specification (df_gauss_log), w the words w1 of element h,
- * in two parts: gv_log_start gives k and s = (m - 1) / (m + 1) of
- * (w + 0.5) * 2**-32 = 2**k * m; gv_radius finishes r = sqrt(-2 log). */
+/* The start of the log of the specification (df_gauss_log), w the words w1 of
+ * element h: k and s = (m - 1) / (m + 1) of (w + 0.5) * 2**-32 = 2**k * m. */
 GV_INLINE void gv_log_start(vi w[4][4], vd k[8], vd s[8])
 {
     const vd one = GV_SET1_PD(1.0);
@@ -121,32 +120,15 @@ GV_INLINE void gv_log_start(vi w[4][4], vd k[8], vd s[8])
     }
 }
 
-GV_INLINE void gv_radius(const vd k[8], const vd s[8], vd r[8])
+/* mult[h] = 1 + sigma * (r * c): the rest of the log (the atanh series from k
+ * and s, r = sqrt(-2 log)) and c = cos(2 pi w / 2**32) of the words w2 of
+ * element h (df_gauss_cos2pi of the specification). The cos runs sin and cos
+ * as one Horner chain q with per-lane coefficients; p is the log's chain. */
+GV_INLINE void gv_finish(vi w[4][4], const vd k[8], const vd s[8], vd sigma, vd mult[8])
 {
     vd s2[8], p[8];
-    GV_EACH {
-        s2[h] = GV_MUL_PD(s[h], s[h]);
-        p[h] = GV_ADD_PD(GV_MUL_PD(GV_SET1_PD(DF_GAUSS_LOG_C[0]), s2[h]),
-                         GV_SET1_PD(DF_GAUSS_LOG_C[1]));
-    }
-    for (int j = 2; j < 8; ++j) {
-        const vd c = GV_SET1_PD(DF_GAUSS_LOG_C[j]);
-        GV_EACH p[h] = GV_ADD_PD(GV_MUL_PD(p[h], s2[h]), c);
-    }
-    GV_EACH {
-        p[h] = GV_ADD_PD(GV_MUL_PD(p[h], s2[h]), GV_SET1_PD(1.0));
-        const vd ln = GV_ADD_PD(GV_MUL_PD(k[h], GV_SET1_PD(DF_GAUSS_LN2)),
-                                GV_MUL_PD(GV_MUL_PD(GV_SET1_PD(2.0), s[h]), p[h]));
-        r[h] = GV_SQRT_PD(GV_MUL_PD(GV_SET1_PD(-2.0), ln));
-    }
-}
-
-/* c[h] = cos(2 pi w / 2**32) per lane (df_gauss_cos2pi of the specification),
- * w the words w2 of element h. */
-GV_INLINE void gv_cos2pi(vi w[4][4], vd c[8])
-{
     vi v[8];
-    vd t[8], t2[8], p[8];
+    vd t[8], t2[8], q[8];
     vm odd[8];
     GV_EACH {
         v[h] = GV_ADD32(w[2 + (h >> 2)][h & 3], GV_SET1_32(0x20000000u));
@@ -158,23 +140,35 @@ GV_INLINE void gv_cos2pi(vi w[4][4], vd c[8])
         t2[h] = GV_MUL_PD(t[h], t[h]);
         /* odd quarter turn (bit 30 of v, moved to the sign bit): the sin series */
         odd[h] = GV_SIGN_MASK(GV_SLLI64(v[h], 33));
-        p[h] = GV_ADD_PD(GV_MUL_PD(GV_SET1_PD(DF_GAUSS_COS_C[0]), t2[h]),
+        q[h] = GV_ADD_PD(GV_MUL_PD(GV_SET1_PD(DF_GAUSS_COS_C[0]), t2[h]),
                          GV_SET1_PD(DF_GAUSS_COS_C[1]));
-        p[h] = GV_SEL_PD(odd[h], p[h], GV_SET1_PD(DF_GAUSS_SIN_C[0]));
+        q[h] = GV_SEL_PD(odd[h], q[h], GV_SET1_PD(DF_GAUSS_SIN_C[0]));
+        s2[h] = GV_MUL_PD(s[h], s[h]);
+        p[h] = GV_ADD_PD(GV_MUL_PD(GV_SET1_PD(DF_GAUSS_LOG_C[0]), s2[h]),
+                         GV_SET1_PD(DF_GAUSS_LOG_C[1]));
     }
     for (int j = 2; j < 8; ++j) {
+        const vd c = GV_SET1_PD(DF_GAUSS_LOG_C[j]);
         const vd cc = GV_SET1_PD(DF_GAUSS_COS_C[j]), sc = GV_SET1_PD(DF_GAUSS_SIN_C[j - 1]);
-        GV_EACH p[h] = GV_ADD_PD(GV_MUL_PD(p[h], t2[h]), GV_SEL_PD(odd[h], cc, sc));
+        GV_EACH {
+            p[h] = GV_ADD_PD(GV_MUL_PD(p[h], s2[h]), c);
+            q[h] = GV_ADD_PD(GV_MUL_PD(q[h], t2[h]), GV_SEL_PD(odd[h], cc, sc));
+        }
     }
     GV_EACH {
+        p[h] = GV_ADD_PD(GV_MUL_PD(p[h], s2[h]), GV_SET1_PD(1.0));
+        const vd ln = GV_ADD_PD(GV_MUL_PD(k[h], GV_SET1_PD(DF_GAUSS_LN2)),
+                                GV_MUL_PD(GV_MUL_PD(GV_SET1_PD(2.0), s[h]), p[h]));
+        const vd r = GV_SQRT_PD(GV_MUL_PD(GV_SET1_PD(-2.0), ln));
         /* cos: 1 + t2 * C; sin: t + (t * t2) * S */
         const vd a0 = GV_SEL_PD(odd[h], GV_SET1_PD(1.0), t[h]);
         const vd a1 = GV_SEL_PD(odd[h], t2[h], GV_MUL_PD(t[h], t2[h]));
-        const vd r = GV_ADD_PD(a0, GV_MUL_PD(a1, p[h]));
+        const vd cr = GV_ADD_PD(a0, GV_MUL_PD(a1, q[h]));
         /* negate for quarter turns 1 and 2: bit 31 ^ bit 30 of v, to the sign bit */
         const vi neg = GV_AND(GV_SLLI64(GV_XOR(v[h], GV_SLLI32(v[h], 1)), 32),
                               GV_SET1_64(0x8000000000000000ull));
-        c[h] = GV_XOR_PD(r, GV_CAST_PD(neg));
+        const vd cs = GV_XOR_PD(cr, GV_CAST_PD(neg));
+        mult[h] = GV_ADD_PD(GV_SET1_PD(1.0), GV_MUL_PD(sigma, GV_MUL_PD(r, cs)));
     }
 }
 
@@ -183,12 +177,10 @@ GV_INLINE void gv_cos2pi(vi w[4][4], vd c[8])
 GV_INLINE void gv_group(const gv_ctx_t *c, uint32_t ctr, vd sigma, vd mult[8])
 {
     vi w[4][4];
-    vd k[8], s[8], cs[8], r[8];
+    vd k[8], s[8];
     gv_philox(c, ctr, w);
     gv_log_start(w, k, s);
-    gv_cos2pi(w, cs);
-    gv_radius(k, s, r);
-    GV_EACH mult[h] = GV_ADD_PD(GV_SET1_PD(1.0), GV_MUL_PD(sigma, GV_MUL_PD(r[h], cs[h])));
+    gv_finish(w, k, s, sigma, mult);
 }
 
 /* y = x * mult over one segment (no carry out of the low 32 bits of the block
