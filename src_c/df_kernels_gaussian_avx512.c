@@ -12,6 +12,12 @@
 #include "df_gaussian.h"
 
 #if DF_HAVE_X86
+/* GCC: schedule before register allocation, minding register pressure; the
+ * body keeps more vectors live than there are registers, and this halves the
+ * spill code (about 5% faster on Zen 3). Scheduling changes no result. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("schedule-insns", "sched-pressure")
+#endif
 #ifdef DF_GAUSS_SIMDE
 /* A test build only (tests/c/gauss_simde.sh): SIMDe's portable AVX-512, which
  * lacks these names. */
