@@ -38,11 +38,13 @@
  * test_gaussian.py asks for 1e-14). The code below computes exactly these
  * values, with integer selects in place of the branches.
  *
- * Instruction sets: one C body, compiled three times. The scalar one is the
- * portable specification; the AVX2 and AVX-512 ones are the same loops under
- * function target attributes, which the compiler vectorises, with vector
- * square roots. Every step is exact or correctly rounded lane by lane and
- * nothing is contracted, so all three give the same bits (test_kat.c and
+ * Instruction sets: this file's body, plain C, is the portable specification
+ * (blocks of DF_GAUSS_G at a time, each step a loop over the lanes). The AVX2
+ * and AVX-512 bodies (df_gaussian_simd.h, with df_kernels_gaussian_avx2.c and
+ * _avx512.c) compute the same operations in the same order with explicit
+ * intrinsics: Philox on one block per 64-bit lane, the transform on 4 or 8
+ * doubles. Every step is exact or correctly rounded lane by lane and nothing
+ * is contracted, so all of them give the same bits (test_kat.c and
  * tests/test_gaussian.py compare them). No libm transcendental is called. */
 #include <float.h>
 #include <math.h>
@@ -50,31 +52,18 @@
 
 #include "df_internal.h"
 #include "df_philox.h"
+#include "df_gaussian.h"
 
 #ifndef DF_USE_OPENMP
 #define DF_USE_OPENMP 0
 #endif
 
-#define LN2 0x1.62e42fefa39efp-1        /* log(2) rounded to double */
-#define TWO_PI 0x1.921fb54442d18p+2     /* 2 pi rounded to double */
-#define SQRT_HALF 0x1.6a09e667f3bcdp-1  /* sqrt(1/2) rounded to double */
-#define SQRT_HALF_MANT 0x6a09e667f3bcdull /* its mantissa field */
-
-/* 1/17, 1/15, ..., 1/3: the atanh series log m = 2 s (1 + s2/3 + s2**2/5 + ...). */
-static const double LOG_C[8] = {
-    0x1.e1e1e1e1e1e1ep-5, 0x1.1111111111111p-4, 0x1.3b13b13b13b14p-4, 0x1.745d1745d1746p-4,
-    0x1.c71c71c71c71cp-4, 0x1.2492492492492p-3, 0x1.999999999999ap-3, 0x1.5555555555555p-2,
-};
-/* (-1)**k / (2k + 1)! for k = 7 .. 1. */
-static const double SIN_C[7] = {
-    -0x1.ae7f3e733b81fp-41, 0x1.6124613a86d09p-33, -0x1.ae64567f544e4p-26, 0x1.71de3a556c734p-19,
-    -0x1.a01a01a01a01ap-13, 0x1.1111111111111p-7,  -0x1.5555555555555p-3,
-};
-/* (-1)**k / (2k)! for k = 8 .. 1. */
-static const double COS_C[8] = {
-    0x1.ae7f3e733b81fp-45,  -0x1.93974a8c07c9dp-37, 0x1.1eed8eff8d898p-29, -0x1.27e4fb7789f5cp-22,
-    0x1.a01a01a01a01ap-16,  -0x1.6c16c16c16c17p-10, 0x1.5555555555555p-5,  -0x1.0000000000000p-1,
-};
+#define LN2 DF_GAUSS_LN2
+#define TWO_PI DF_GAUSS_TWO_PI
+#define SQRT_HALF_MANT DF_GAUSS_SQRT_HALF_MANT
+#define LOG_C DF_GAUSS_LOG_C
+#define SIN_C DF_GAUSS_SIN_C
+#define COS_C DF_GAUSS_COS_C
 
 #define DF_GAUSS_INLINE static inline __attribute__((always_inline))
 
@@ -181,47 +170,15 @@ DF_GAUSS_INLINE void df_gauss_words(uint32_t *w, df_key_t key, df_block_t b, uin
     }
 }
 
-/* t[h] = sqrt(t[h]) for the DF_GAUSS_L = 8 * DF_GAUSS_G lanes of a group. sqrt is
- * correctly rounded in every form; the x86 ones are vector instructions, which
- * C's sqrt (it may set errno) keeps a compiler from using. */
 enum { DF_GAUSS_L = 8 * DF_GAUSS_G };
-
-DF_GAUSS_INLINE void df_gauss_sqrt_scalar(double *t)
-{
-    for (int h = 0; h < DF_GAUSS_L; ++h)
-        t[h] = sqrt(t[h]);
-}
-
-#if DF_HAVE_X86
-#include <immintrin.h>
-
-#define DF_TARGET_AVX2 __attribute__((target("avx2")))
-#define DF_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
-
-DF_GAUSS_INLINE DF_TARGET_AVX2 void df_gauss_sqrt_avx2(double *t)
-{
-    for (int h = 0; h < DF_GAUSS_L; h += 4)
-        _mm256_storeu_pd(t + h, _mm256_sqrt_pd(_mm256_loadu_pd(t + h)));
-}
-
-DF_GAUSS_INLINE DF_TARGET_AVX512 void df_gauss_sqrt_avx512(double *t)
-{
-    for (int h = 0; h < DF_GAUSS_L; h += 8)
-        _mm512_storeu_pd(t + h, _mm512_sqrt_pd(_mm512_loadu_pd(t + h)));
-}
-#endif
 
 /* y[i] = x[i] * (T)mult(i) for i in [0, n), n elements from block block0 on,
  * a group (DF_GAUSS_L elements) at a time: draw the words of DF_GAUSS_G blocks
- * of each stream, then take each step of the transform over all lanes. One source for
- * every instruction set: the x86 bodies are this loop compiled with target
- * attributes (so the compiler vectorises it) and vector square roots. Every
- * operation is exact or correctly rounded lane by lane, so they all agree
- * with the portable body bit for bit (test_kat.c checks). The last group may
- * compute lanes past n; they are not stored. */
-#define DF_DEFINE_GAUSS_RANGE(NAME, T, TARGET, SQRT_ALL)                                   \
-    TARGET static void NAME(const T *x, T *y, int64_t n, df_key_t key, df_block_t block0,  \
-                            double sigma)                                                  \
+ * of each stream, then take each step of the transform over all lanes. The
+ * last group may compute lanes past n; they are not stored. */
+#define DF_DEFINE_GAUSS_RANGE(NAME, T)                                                     \
+    static void NAME(const T *x, T *y, int64_t n, df_key_t key, df_block_t block0,         \
+                     double sigma)                                                         \
     {                                                                                      \
         uint32_t w1[DF_GAUSS_L], w2[DF_GAUSS_L];                                           \
         double t[DF_GAUSS_L];                                                              \
@@ -232,8 +189,7 @@ DF_GAUSS_INLINE DF_TARGET_AVX512 void df_gauss_sqrt_avx512(double *t)
             df_gauss_words(w2, key, b, 4);                                                 \
             df_gauss_words(w2, key, b, 5);                                                 \
             for (int h = 0; h < DF_GAUSS_L; ++h)                                           \
-                t[h] = -2.0 * df_gauss_log(w1[h]);                                         \
-            SQRT_ALL(t);                                                                   \
+                t[h] = sqrt(-2.0 * df_gauss_log(w1[h]));                                   \
             for (int h = 0; h < DF_GAUSS_L; ++h)                                           \
                 t[h] = 1.0 + sigma * (t[h] * df_gauss_cos2pi(w2[h]));                      \
             const int64_t m = n - i < DF_GAUSS_L ? n - i : DF_GAUSS_L;                     \
@@ -242,19 +198,12 @@ DF_GAUSS_INLINE DF_TARGET_AVX512 void df_gauss_sqrt_avx512(double *t)
         }                                                                                  \
     }
 
-typedef void (*df_gauss_f32_fn)(const float *, float *, int64_t, df_key_t, df_block_t, double);
-typedef void (*df_gauss_f64_fn)(const double *, double *, int64_t, df_key_t, df_block_t, double);
-
-DF_DEFINE_GAUSS_RANGE(gauss_f32_scalar, float, , df_gauss_sqrt_scalar)
-DF_DEFINE_GAUSS_RANGE(gauss_f64_scalar, double, , df_gauss_sqrt_scalar)
+DF_DEFINE_GAUSS_RANGE(gauss_f32_scalar, float)
+DF_DEFINE_GAUSS_RANGE(gauss_f64_scalar, double)
 #if DF_HAVE_X86
-DF_DEFINE_GAUSS_RANGE(gauss_f32_avx2, float, DF_TARGET_AVX2, df_gauss_sqrt_avx2)
-DF_DEFINE_GAUSS_RANGE(gauss_f64_avx2, double, DF_TARGET_AVX2, df_gauss_sqrt_avx2)
-DF_DEFINE_GAUSS_RANGE(gauss_f32_avx512, float, DF_TARGET_AVX512, df_gauss_sqrt_avx512)
-DF_DEFINE_GAUSS_RANGE(gauss_f64_avx512, double, DF_TARGET_AVX512, df_gauss_sqrt_avx512)
 #define DF_GAUSS_PICK(S, isa)                                                              \
-    ((isa) == DF_ISA_AVX512 ? gauss_##S##_avx512                                           \
-     : (isa) == DF_ISA_AVX2 ? gauss_##S##_avx2                                             \
+    ((isa) == DF_ISA_AVX512 ? df_gauss_##S##_avx512                                        \
+     : (isa) == DF_ISA_AVX2 ? df_gauss_##S##_avx2                                          \
                             : gauss_##S##_scalar)
 #else
 #define DF_GAUSS_PICK(S, isa) ((void)(isa), gauss_##S##_scalar)

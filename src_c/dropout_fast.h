@@ -197,8 +197,9 @@ DF_API df_status_t df_bcast_apply_f64(const double *x, double *y, const uint8_t 
  * sigma = sqrt(p / (1 - p)) for a drop rate p in [0, 1). The backward pass by
  * recomputation is this same function applied to dy (dx = dy * mult), and an
  * x of ones gives the multipliers themselves. x may alias y exactly.
- * Output does not depend on threads, ISA (scalar, AVX2 and AVX-512 bodies are
- * one C source under target attributes) or splits at multiples of 8 elements.
+ * Output does not depend on threads, ISA (the AVX2 and AVX-512 bodies do the
+ * scalar body's operations in the same order, lane by lane) or splits at
+ * multiples of 8 elements.
  * Returns DF_OK, DF_ERR_ARG, DF_ERR_VALUE (sigma NaN, infinite or negative),
  * DF_ERR_RANGE or DF_ERR_ISA. */
 DF_API df_status_t df_gaussian_fwd_f32(const float *x, float *y, int64_t n, df_key_t key,

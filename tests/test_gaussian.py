@@ -130,6 +130,38 @@ def test_threads_and_isas(monkeypatch, dtype):
                 same_bits(y, ref)
 
 
+# Lengths around the SIMD groups (32 elements on AVX2, 64 on AVX-512) and offsets
+# that put the carry out of the low 32 bits of the block index inside a group, on
+# a group boundary, or one block from the end of the call.
+GROUP_SIZES = [31, 32, 33, 63, 64, 65, 129, 257, 1031]
+CARRY_OFFSETS = [2**32 - 3, 2**32 - 4, 2**32 - 8, 2**64 - 5, 2**33 - 1]
+
+
+@pytest.mark.skipif(_config.BACKEND != "c", reason="needs the C extension")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("offset", CARRY_OFFSETS)
+def test_isas_match_scalar_at_group_edges(dtype, offset):
+    """Every ISA's body equals the scalar specification bit for bit on tails,
+    odd lengths and counter carries, out of place and in place, 1 and 2 threads."""
+    kernels = _config.kernels
+    args = (SEED & 0xFFFFFFFF, SEED >> 32, offset % 2**64, offset >> 64,
+            _gaussian.gaussian_sigma(0.36))
+    for n in GROUP_SIZES:
+        x = data(n, dtype, seed=n)
+        ref = np.empty_like(x)
+        kernels.gaussian_fwd(x, ref, *args, 1, _config.ISA_CODES["scalar"])
+        for name in ISAS:
+            for nt in (1, 2):
+                y = np.empty_like(x)
+                kernels.gaussian_fwd(x, y, *args, nt, _config.ISA_CODES[name])
+                same_bits(y, ref)
+                y = x.copy()
+                kernels.gaussian_fwd(y, y, *args, nt, _config.ISA_CODES[name])
+                same_bits(y, ref)
+    # the scalar body itself against the numpy oracle at this offset
+    same_bits(ref, oracle.gaussian_dropout(x, SEED, offset, 0.36))
+
+
 @pytest.mark.parametrize("kernels", BACKENDS)
 def test_split_calls(kernels):
     """One call equals the same range in calls split at multiples of 8 elements."""
