@@ -1,6 +1,7 @@
 /* df_bandwidth.h: memory-bandwidth probes for `python -m dropout_fast bench`.
  * Private to the benchmark: not part of dropout_fast.h, and src_c/CMakeLists.txt
- * (which compiles src_c/*.c only) never builds it into the C library. */
+ * (which compiles only the .c files directly in src_c/) never builds it into
+ * the C library. */
 #ifndef DF_BANDWIDTH_H
 #define DF_BANDWIDTH_H
 
