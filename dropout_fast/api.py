@@ -285,7 +285,11 @@ def backward_impl(kernels, dy, m, out):
     if dy.shape != shape:
         raise ValueError(f"dy: expected shape {shape} (the mask's), got {dy.shape}")
     y = direct_output(kernels, dy, out)
-    dt, memo = dy.dtype, m._memo
+    dt = dy.dtype
+    try:
+        memo = m._memo
+    except AttributeError:  # unpickled from a version without the slot
+        memo = None
     if (memo is not None and memo[0] is dt and memo[1] is m.p and memo[2] is m.variant
             and memo[3] is m.options and memo[4] == m.options):
         a = memo[5]
