@@ -4,7 +4,9 @@
  * the row mask and scale), bit for bit, over duplicated ids, a row with many
  * tokens, empty ids, zero width, row strides of 0 and of more than the width,
  * NaN meeting NaN, with plain and non-temporal stores; then ids out of range
- * (DF_ERR_INDEX, nothing written) and argument errors. Exits non-zero and prints what failed on any mismatch. */
+ * (DF_ERR_INDEX, nothing written) and argument errors. Exits non-zero and
+ * prints what failed on any mismatch. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
