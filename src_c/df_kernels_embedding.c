@@ -50,105 +50,33 @@ static inline void prefetch_row(const void *p, int64_t bytes)
 #endif
 }
 
-/* Outputs of df_stream_min_bytes() or more are written with non-temporal
- * stores: each row is computed into a stack buffer of EMB_CHUNK bytes and
- * streamed out, and runs of zero rows are streamed zeros, so no output line is
- * read for ownership first. Bytes are bytes: one helper serves both dtypes.
- * Unaligned heads and tails use plain stores. */
-#define EMB_CHUNK 4096
-#define DF_DEFINE_STREAM(SUF, TARGET, VEC, ZERO, LOAD, STORE, W)                             \
-    TARGET static void stream_copy_##SUF(void *dst, const void *src, size_t n)                \
-    {                                                                                        \
-        char *d = (char *)dst;                                                               \
-        const char *s = (const char *)src;                                                   \
-        size_t head = (size_t)(-(uintptr_t)d) & (W - 1);                                     \
-        if (head > n)                                                                        \
-            head = n;                                                                        \
-        memcpy(d, s, head);                                                                  \
-        size_t i = head;                                                                     \
-        for (; i + W <= n; i += W)                                                           \
-            STORE((VEC *)(d + i), LOAD((const VEC *)(s + i)));                               \
-        memcpy(d + i, s + i, n - i);                                                         \
-    }                                                                                        \
-    TARGET static void stream_zero_##SUF(void *dst, size_t n)                                \
-    {                                                                                        \
-        char *d = (char *)dst;                                                               \
-        size_t head = (size_t)(-(uintptr_t)d) & (W - 1);                                     \
-        if (head > n)                                                                        \
-            head = n;                                                                        \
-        memset(d, 0, head);                                                                  \
-        size_t i = head;                                                                     \
-        for (; i + W <= n; i += W)                                                           \
-            STORE((VEC *)(d + i), ZERO());                                                   \
-        memset(d + i, 0, n - i);                                                             \
-    }
-
-#if DF_HAVE_X86
-#include <immintrin.h>
-DF_DEFINE_STREAM(sse2, , __m128i, _mm_setzero_si128, _mm_loadu_si128, _mm_stream_si128, 16)
-DF_DEFINE_STREAM(avx2, __attribute__((target("avx2"))), __m256i, _mm256_setzero_si256,
-                 _mm256_loadu_si256, _mm256_stream_si256, 32)
-#define DF_EMB_FENCE() _mm_sfence()
-#else
-static void stream_copy_plain(void *dst, const void *src, size_t n) { memcpy(dst, src, n); }
-static void stream_zero_plain(void *dst, size_t n) { memset(dst, 0, n); }
-#define DF_EMB_FENCE() ((void)0)
-#endif
-
 /* Tokens [t0, t1) of the gather. */
-#define DF_DEFINE_EMB_FWD_RANGE(NAME, T, TARGET, SUF)                                       \
+#define DF_DEFINE_EMB_FWD_RANGE(NAME, T, TARGET)                                            \
     TARGET static void NAME(const T *weight, int64_t ldw, T *out, const int64_t *ids,        \
-                            int64_t dim, const uint8_t *bits, T scale, int64_t t0, int64_t t1, \
-                            int stream)                                                      \
+                            int64_t dim, const uint8_t *bits, T scale, int64_t t0, int64_t t1) \
     {                                                                                        \
-        T acc[EMB_CHUNK / sizeof(T)];                                                        \
-        const int64_t ch = EMB_CHUNK / (int64_t)sizeof(T);                                   \
         for (int64_t t = t0; t < t1; ++t) {                                                  \
             const int64_t r = ids[t];                                                        \
             T *o = out + t * dim;                                                            \
             if (t + DF_EMB_LOOKAHEAD < t1 && df_bit(bits, ids[t + DF_EMB_LOOKAHEAD]))        \
                 prefetch_row(weight + ids[t + DF_EMB_LOOKAHEAD] * ldw,                       \
                              dim * (int64_t)sizeof(T));                                      \
-            const T *w = weight + r * ldw;                                                   \
-            if (!df_bit(bits, r)) {                                                          \
-                if (stream)                                                                  \
-                    stream_zero_##SUF(o, (size_t)dim * sizeof(T));                           \
-                else                                                                         \
-                    memset(o, 0, (size_t)dim * sizeof(T));                                   \
-            } else if (!stream) {                                                            \
+            if (df_bit(bits, r)) {                                                           \
+                const T *w = weight + r * ldw;                                               \
                 for (int64_t j = 0; j < dim; ++j)                                            \
                     o[j] = w[j] * scale;                                                     \
             } else {                                                                         \
-                for (int64_t c0 = 0; c0 < dim; c0 += ch) {                                   \
-                    const int64_t n = dim - c0 < ch ? dim - c0 : ch;                         \
-                    for (int64_t j = 0; j < n; ++j)                                          \
-                        acc[j] = w[c0 + j] * scale;                                          \
-                    stream_copy_##SUF(o + c0, acc, (size_t)n * sizeof(T));                   \
-                }                                                                            \
+                memset(o, 0, (size_t)dim * sizeof(T));                                       \
             }                                                                                \
         }                                                                                    \
-        if (stream)                                                                          \
-            DF_EMB_FENCE();                                                                  \
     }
 
 /* Rows [r0, r1) of the gradient; row r's kept tokens are perm[beg(r) .. end[r]),
  * beg(r) = r > 0 ? end[r - 1] : 0. Runs of rows without one are cleared at once. */
-#define DF_EMB_ZERO_ROWS(SUF, from, to)                                                     \
-    do {                                                                                     \
-        const size_t bytes_ = (size_t)(((to) - (from)) * dim) * sizeof(*grad);               \
-        if (stream)                                                                          \
-            stream_zero_##SUF(grad + (from) * dim, bytes_);                                  \
-        else                                                                                 \
-            memset(grad + (from) * dim, 0, bytes_);                                          \
-    } while (0)
-
-#define DF_DEFINE_EMB_BWD_RANGE(NAME, T, U, TARGET, SUF)                                     \
+#define DF_DEFINE_EMB_BWD_RANGE(NAME, T, U, TARGET)                                          \
     TARGET static void NAME(const T *dout, int64_t ldd, T *grad, const int64_t *end,         \
-                            const int64_t *perm, int64_t dim, T scale, int64_t r0, int64_t r1, \
-                            int stream)                                                      \
+                            const int64_t *perm, int64_t dim, T scale, int64_t r0, int64_t r1) \
     {                                                                                        \
-        T buf[EMB_CHUNK / sizeof(T)];                                                        \
-        const int64_t ch = stream ? EMB_CHUNK / (int64_t)sizeof(T) : dim;                    \
         int64_t zero_from = r0;                                                              \
         const int64_t kend = r1 > r0 ? end[r1 - 1] : 0;                                      \
         for (int64_t r = r0; r < r1; ++r) {                                                  \
@@ -156,79 +84,68 @@ static void stream_zero_plain(void *dst, size_t n) { memset(dst, 0, n); }
             if (a == b)                                                                      \
                 continue;                                                                    \
             if (zero_from < r)                                                               \
-                DF_EMB_ZERO_ROWS(SUF, zero_from, r);                                         \
+                memset(grad + zero_from * dim, 0, (size_t)((r - zero_from) * dim) * sizeof(T)); \
             zero_from = r + 1;                                                               \
-            for (int64_t c0 = 0; c0 < dim; c0 += ch) {                                       \
-                const int64_t n = dim - c0 < ch ? dim - c0 : ch;                             \
-                T *g = stream ? buf : grad + r * dim + c0;                                   \
-                const T *d = dout + perm[a] * ldd + c0;                                      \
-                if (c0 == 0 && a + DF_EMB_LOOKAHEAD < kend)                                  \
-                    prefetch_row(dout + perm[a + DF_EMB_LOOKAHEAD] * ldd,                    \
+            T *g = grad + r * dim;                                                           \
+            const T *d = dout + perm[a] * ldd;                                               \
+            if (a + DF_EMB_LOOKAHEAD < kend)                                                 \
+                prefetch_row(dout + perm[a + DF_EMB_LOOKAHEAD] * ldd,                        \
+                             dim * (int64_t)sizeof(T));                                      \
+            for (int64_t j = 0; j < dim; ++j)                                                \
+                g[j] = (T)0 + d[j];                                                          \
+            for (int64_t k = a + 1; k < b; ++k) {                                            \
+                d = dout + perm[k] * ldd;                                                    \
+                if (k + DF_EMB_LOOKAHEAD < kend)                                             \
+                    prefetch_row(dout + perm[k + DF_EMB_LOOKAHEAD] * ldd,                    \
                                  dim * (int64_t)sizeof(T));                                  \
-                for (int64_t j = 0; j < n; ++j)                                              \
-                    g[j] = (T)0 + d[j];                                                      \
-                for (int64_t k = a + 1; k < b; ++k) {                                        \
-                    d = dout + perm[k] * ldd + c0;                                           \
-                    if (c0 == 0 && k + DF_EMB_LOOKAHEAD < kend)                              \
-                        prefetch_row(dout + perm[k + DF_EMB_LOOKAHEAD] * ldd,                \
-                                     dim * (int64_t)sizeof(T));                              \
-                    for (int64_t j = 0; j < n; ++j) {                                        \
-                        /* A blend of bits, not ?: (which GCC keeps as a branch under its    \
-                         * default -ftrapping-math, unvectorised). */                        \
-                        const T sum = d[j] + g[j], own = d[j] + d[j];                        \
-                        U us, uo;                                                            \
-                        memcpy(&us, &sum, sizeof us);                                        \
-                        memcpy(&uo, &own, sizeof uo);                                        \
-                        const U nan = (U)0 - (U)(d[j] != d[j]);                              \
-                        us = (uo & nan) | (us & ~nan);                                       \
-                        memcpy(&g[j], &us, sizeof us);                                       \
-                    }                                                                        \
+                for (int64_t j = 0; j < dim; ++j) {                                          \
+                    /* A blend of bits, not ?: (which GCC keeps as a branch under its        \
+                     * default -ftrapping-math, unvectorised). */                            \
+                    const T sum = d[j] + g[j], own = d[j] + d[j];                            \
+                    U us, uo;                                                                \
+                    memcpy(&us, &sum, sizeof us);                                            \
+                    memcpy(&uo, &own, sizeof uo);                                            \
+                    const U nan = (U)0 - (U)(d[j] != d[j]);                                  \
+                    us = (uo & nan) | (us & ~nan);                                           \
+                    memcpy(&g[j], &us, sizeof us);                                           \
                 }                                                                            \
-                for (int64_t j = 0; j < n; ++j)                                              \
-                    g[j] = g[j] * scale;                                                     \
-                if (stream)                                                                  \
-                    stream_copy_##SUF(grad + r * dim + c0, buf, (size_t)n * sizeof(T));      \
             }                                                                                \
+            for (int64_t j = 0; j < dim; ++j)                                                \
+                g[j] = g[j] * scale;                                                         \
         }                                                                                    \
         if (zero_from < r1)                                                                  \
-            DF_EMB_ZERO_ROWS(SUF, zero_from, r1);                                            \
-        if (stream)                                                                          \
-            DF_EMB_FENCE();                                                                  \
+            memset(grad + zero_from * dim, 0, (size_t)((r1 - zero_from) * dim) * sizeof(T)); \
     }
 
 typedef void (*emb_fwd_f32_fn)(const float *, int64_t, float *, const int64_t *, int64_t,
-                               const uint8_t *, float, int64_t, int64_t, int);
+                               const uint8_t *, float, int64_t, int64_t);
 typedef void (*emb_fwd_f64_fn)(const double *, int64_t, double *, const int64_t *, int64_t,
-                               const uint8_t *, double, int64_t, int64_t, int);
+                               const uint8_t *, double, int64_t, int64_t);
 typedef void (*emb_bwd_f32_fn)(const float *, int64_t, float *, const int64_t *,
-                               const int64_t *, int64_t, float, int64_t, int64_t, int);
+                               const int64_t *, int64_t, float, int64_t, int64_t);
 typedef void (*emb_bwd_f64_fn)(const double *, int64_t, double *, const int64_t *,
-                               const int64_t *, int64_t, double, int64_t, int64_t, int);
+                               const int64_t *, int64_t, double, int64_t, int64_t);
 
+DF_DEFINE_EMB_FWD_RANGE(emb_fwd_f32_scalar, float, )
+DF_DEFINE_EMB_FWD_RANGE(emb_fwd_f64_scalar, double, )
+DF_DEFINE_EMB_BWD_RANGE(emb_bwd_f32_scalar, float, uint32_t, )
+DF_DEFINE_EMB_BWD_RANGE(emb_bwd_f64_scalar, double, uint64_t, )
 #if DF_HAVE_X86
 #define DF_EMB_AVX2 __attribute__((target("avx2")))
 #define DF_EMB_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
-DF_DEFINE_EMB_FWD_RANGE(emb_fwd_f32_scalar, float, , sse2)
-DF_DEFINE_EMB_FWD_RANGE(emb_fwd_f64_scalar, double, , sse2)
-DF_DEFINE_EMB_BWD_RANGE(emb_bwd_f32_scalar, float, uint32_t, , sse2)
-DF_DEFINE_EMB_BWD_RANGE(emb_bwd_f64_scalar, double, uint64_t, , sse2)
-DF_DEFINE_EMB_FWD_RANGE(emb_fwd_f32_avx2, float, DF_EMB_AVX2, avx2)
-DF_DEFINE_EMB_FWD_RANGE(emb_fwd_f64_avx2, double, DF_EMB_AVX2, avx2)
-DF_DEFINE_EMB_BWD_RANGE(emb_bwd_f32_avx2, float, uint32_t, DF_EMB_AVX2, avx2)
-DF_DEFINE_EMB_BWD_RANGE(emb_bwd_f64_avx2, double, uint64_t, DF_EMB_AVX2, avx2)
-DF_DEFINE_EMB_FWD_RANGE(emb_fwd_f32_avx512, float, DF_EMB_AVX512, avx2)
-DF_DEFINE_EMB_FWD_RANGE(emb_fwd_f64_avx512, double, DF_EMB_AVX512, avx2)
-DF_DEFINE_EMB_BWD_RANGE(emb_bwd_f32_avx512, float, uint32_t, DF_EMB_AVX512, avx2)
-DF_DEFINE_EMB_BWD_RANGE(emb_bwd_f64_avx512, double, uint64_t, DF_EMB_AVX512, avx2)
+DF_DEFINE_EMB_FWD_RANGE(emb_fwd_f32_avx2, float, DF_EMB_AVX2)
+DF_DEFINE_EMB_FWD_RANGE(emb_fwd_f64_avx2, double, DF_EMB_AVX2)
+DF_DEFINE_EMB_BWD_RANGE(emb_bwd_f32_avx2, float, uint32_t, DF_EMB_AVX2)
+DF_DEFINE_EMB_BWD_RANGE(emb_bwd_f64_avx2, double, uint64_t, DF_EMB_AVX2)
+DF_DEFINE_EMB_FWD_RANGE(emb_fwd_f32_avx512, float, DF_EMB_AVX512)
+DF_DEFINE_EMB_FWD_RANGE(emb_fwd_f64_avx512, double, DF_EMB_AVX512)
+DF_DEFINE_EMB_BWD_RANGE(emb_bwd_f32_avx512, float, uint32_t, DF_EMB_AVX512)
+DF_DEFINE_EMB_BWD_RANGE(emb_bwd_f64_avx512, double, uint64_t, DF_EMB_AVX512)
 #define DF_EMB_PICK(DIR, S, isa)                                                             \
     ((isa) == DF_ISA_AVX512 ? emb_##DIR##_##S##_avx512                                       \
      : (isa) == DF_ISA_AVX2 ? emb_##DIR##_##S##_avx2                                         \
                             : emb_##DIR##_##S##_scalar)
 #else
-DF_DEFINE_EMB_FWD_RANGE(emb_fwd_f32_scalar, float, , plain)
-DF_DEFINE_EMB_FWD_RANGE(emb_fwd_f64_scalar, double, , plain)
-DF_DEFINE_EMB_BWD_RANGE(emb_bwd_f32_scalar, float, uint32_t, , plain)
-DF_DEFINE_EMB_BWD_RANGE(emb_bwd_f64_scalar, double, uint64_t, , plain)
 #define DF_EMB_PICK(DIR, S, isa) ((void)(isa), emb_##DIR##_##S##_scalar)
 #endif
 
@@ -272,14 +189,13 @@ static df_status_t check_ids(const int64_t *ids, int64_t ntok, int64_t vocab)
         if (ntok == 0 || dim == 0)                                                           \
             return DF_OK;                                                                    \
         const emb_fwd_##S##_fn range = DF_EMB_PICK(fwd, S, kt->isa);                         \
-        const int stream = (uint64_t)(ntok * dim) * sizeof(T) >= df_stream_min_bytes();      \
         int nt = df_threads_for(ntok * dim, opts);                                           \
         if (nt > ntok)                                                                       \
             nt = (int)ntok;                                                                  \
         DF_EMB_PARALLEL                                                                      \
         {                                                                                    \
             DF_EMB_PART(ntok, DF_EMB_THREAD, DF_EMB_NTHREADS, t0, t1);                       \
-            range(weight, ldw, out, ids, dim, bits, scale, t0, t1, stream);                  \
+            range(weight, ldw, out, ids, dim, bits, scale, t0, t1);                          \
         }                                                                                    \
         return DF_OK;                                                                        \
     }
@@ -335,7 +251,6 @@ static df_status_t bucket_rows(const int64_t *ids, int64_t ntok, int64_t vocab,
         if (st != DF_OK || dim == 0)                                                         \
             return st;                                                                       \
         const emb_bwd_##S##_fn range = DF_EMB_PICK(bwd, S, kt->isa);                         \
-        const int stream = (uint64_t)(vocab * dim) * sizeof(T) >= df_stream_min_bytes();     \
         const int64_t *end = work, *perm = work + vocab + 1;                                 \
         int nt = df_threads_for(vocab * dim, opts);                                          \
         if (nt > vocab)                                                                      \
@@ -343,7 +258,7 @@ static df_status_t bucket_rows(const int64_t *ids, int64_t ntok, int64_t vocab,
         DF_EMB_PARALLEL                                                                      \
         {                                                                                    \
             DF_EMB_PART(vocab, DF_EMB_THREAD, DF_EMB_NTHREADS, r0, r1);                      \
-            range(dout, ldd, grad, end, perm, dim, scale, r0, r1, stream);                   \
+            range(dout, ldd, grad, end, perm, dim, scale, r0, r1);                           \
         }                                                                                    \
         return DF_OK;                                                                        \
     }

@@ -233,8 +233,6 @@ DF_API df_status_t df_gaussian_fwd_f64(const double *x, double *y, int64_t n, df
  * kept tokens bucketed by row); grad must not overlap dout or work. Threads
  * take ranges of rows, so the output does not depend on threads or ISA.
  *
- * Outputs (out, grad) of DROPOUT_FAST_STREAM_MIN_BYTES (8 MiB) or more are
- * written with non-temporal stores.
  * Both check every id first and return DF_ERR_INDEX, writing nothing to out or
  * grad, if one is outside [0, vocab). Returns DF_OK, DF_ERR_ARG (a negative
  * count, a NULL pointer that would be read or written), DF_ERR_ISA or
