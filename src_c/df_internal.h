@@ -129,12 +129,16 @@ void df_bcast_f64_scalar(const double *x, double *y, const df_rows_t *v, int64_t
 /* Outputs at least this large (bytes) use non-temporal stores: they would only
  * evict the caller's working set from the last-level cache. Measured on a Zen 4
  * (32 MiB L3): streaming wins from 16 MiB outputs on and costs nothing measurable
- * at 4-8 MiB, where the kernel is bound by Philox, not memory. A constant, not
- * the cache size the OS reports: virtual machines report the host's (glibc
- * said 320 MiB here). The environment variable DROPOUT_FAST_STREAM_MIN_BYTES,
+ * at 4-8 MiB in the forward, where the kernel is bound by Philox, not memory. On
+ * a Zen 3 (32 MiB L3) the backward of an 8 MiB output (2**20 doubles), which is
+ * bound by memory, ran 1.2x (1 thread) to 1.4-2.3x (2 threads) faster with plain
+ * stores (`python -m dropout_fast bench --ops dropout --sizes 20 --dtype float64`
+ * with DROPOUT_FAST_STREAM_MIN_BYTES at 8 and 16 MiB, alternated), hence 16
+ * MiB. A constant, not the cache size the OS reports: virtual machines report
+ * the host's (glibc said 320 MiB here). The environment variable DROPOUT_FAST_STREAM_MIN_BYTES,
  * read once, overrides it (tests, tuning). */
 #ifndef DF_STREAM_MIN_BYTES
-#define DF_STREAM_MIN_BYTES (8 << 20)
+#define DF_STREAM_MIN_BYTES (16 << 20)
 #endif
 uint64_t df_stream_min_bytes(void);
 
