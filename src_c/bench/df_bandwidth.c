@@ -43,52 +43,36 @@ static void pass_scalar(int kernel, const float *x, float *y, int64_t n)
 }
 
 #if DF_BW_X86
-/* y is 64-byte aligned (the chunking guarantees it); n a multiple of 64. */
-__attribute__((target("avx2"))) static void pass_avx2(int kernel, int nt, const float *x,
-                                                      float *y, int64_t n)
-{
-    const __m256 a = _mm256_set1_ps(kernel == DF_BW_COPY ? 1.0f : 0.5f);
-    for (int64_t i = 0; i < n; i += 32) {
-        __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8);
-        __m256 v2 = _mm256_loadu_ps(x + i + 16), v3 = _mm256_loadu_ps(x + i + 24);
-        if (kernel == DF_BW_SCALE) {
-            v0 = _mm256_mul_ps(v0, a), v1 = _mm256_mul_ps(v1, a);
-            v2 = _mm256_mul_ps(v2, a), v3 = _mm256_mul_ps(v3, a);
-        }
-        if (nt) {
-            _mm256_stream_ps(y + i, v0), _mm256_stream_ps(y + i + 8, v1);
-            _mm256_stream_ps(y + i + 16, v2), _mm256_stream_ps(y + i + 24, v3);
-        } else {
-            _mm256_store_ps(y + i, v0), _mm256_store_ps(y + i + 8, v1);
-            _mm256_store_ps(y + i + 16, v2), _mm256_store_ps(y + i + 24, v3);
-        }
+/* The vector body at one width W (floats per register): four registers per
+ * step, y 64-byte aligned (the chunking guarantees it), n a multiple of 64. */
+#define DF_BW_PASS(NAME, TARGET, V, W, SET1, LOADU, MUL, STREAM, STORE)                       \
+    __attribute__((target(TARGET))) static void NAME(int kernel, int nt, const float *x,     \
+                                                     float *y, int64_t n)                     \
+    {                                                                                         \
+        const V a = SET1(kernel == DF_BW_COPY ? 1.0f : 0.5f);                                 \
+        for (int64_t i = 0; i < n; i += 4 * (W)) {                                            \
+            V v0 = LOADU(x + i), v1 = LOADU(x + i + (W));                                     \
+            V v2 = LOADU(x + i + 2 * (W)), v3 = LOADU(x + i + 3 * (W));                       \
+            if (kernel == DF_BW_SCALE) {                                                      \
+                v0 = MUL(v0, a), v1 = MUL(v1, a);                                             \
+                v2 = MUL(v2, a), v3 = MUL(v3, a);                                             \
+            }                                                                                 \
+            if (nt) {                                                                         \
+                STREAM(y + i, v0), STREAM(y + i + (W), v1);                                   \
+                STREAM(y + i + 2 * (W), v2), STREAM(y + i + 3 * (W), v3);                     \
+            } else {                                                                          \
+                STORE(y + i, v0), STORE(y + i + (W), v1);                                     \
+                STORE(y + i + 2 * (W), v2), STORE(y + i + 3 * (W), v3);                       \
+            }                                                                                 \
+        }                                                                                     \
+        if (nt)                                                                               \
+            _mm_sfence();                                                                     \
     }
-    if (nt)
-        _mm_sfence();
-}
 
-__attribute__((target("avx512f"))) static void pass_avx512(int kernel, int nt, const float *x,
-                                                           float *y, int64_t n)
-{
-    const __m512 a = _mm512_set1_ps(kernel == DF_BW_COPY ? 1.0f : 0.5f);
-    for (int64_t i = 0; i < n; i += 64) {
-        __m512 v0 = _mm512_loadu_ps(x + i), v1 = _mm512_loadu_ps(x + i + 16);
-        __m512 v2 = _mm512_loadu_ps(x + i + 32), v3 = _mm512_loadu_ps(x + i + 48);
-        if (kernel == DF_BW_SCALE) {
-            v0 = _mm512_mul_ps(v0, a), v1 = _mm512_mul_ps(v1, a);
-            v2 = _mm512_mul_ps(v2, a), v3 = _mm512_mul_ps(v3, a);
-        }
-        if (nt) {
-            _mm512_stream_ps(y + i, v0), _mm512_stream_ps(y + i + 16, v1);
-            _mm512_stream_ps(y + i + 32, v2), _mm512_stream_ps(y + i + 48, v3);
-        } else {
-            _mm512_store_ps(y + i, v0), _mm512_store_ps(y + i + 16, v1);
-            _mm512_store_ps(y + i + 32, v2), _mm512_store_ps(y + i + 48, v3);
-        }
-    }
-    if (nt)
-        _mm_sfence();
-}
+DF_BW_PASS(pass_avx2, "avx2", __m256, 8, _mm256_set1_ps, _mm256_loadu_ps, _mm256_mul_ps,
+           _mm256_stream_ps, _mm256_store_ps)
+DF_BW_PASS(pass_avx512, "avx512f", __m512, 16, _mm512_set1_ps, _mm512_loadu_ps, _mm512_mul_ps,
+           _mm512_stream_ps, _mm512_store_ps)
 #endif
 
 static int simd_level(void)
