@@ -12,7 +12,7 @@ import numpy as np
 from dropout_fast import _config, _embedding
 from dropout_fast._generator import RNGLike
 from dropout_fast._variants import VARIANTS
-from dropout_fast.api import (DropoutMask, backward_impl, check_array, check_p, check_training,
+from dropout_fast.api import (DropoutMask, backward_impl, check_p, check_training,
                               dropout_impl, forward_impl)
 
 __all__ = [
@@ -314,11 +314,8 @@ def embedding_dropout(weight, ids=None, p: float = 0.1, *, training: bool = True
     True
     """
     if not check_training(training):
-        weight = check_array(weight, "weight")
+        weight = _embedding.check_weight(weight)  # as in training mode (not an IndexError)
         check_p(p)
-        if weight.ndim != 2:  # as in training mode (not an IndexError from the lookup)
-            raise ValueError(f"weight: expected a 2-D embedding matrix (V, D), "
-                             f"got shape {weight.shape}")
         return weight if ids is None else weight[_embedding.check_ids(ids, weight.shape[0])]
     if ids is None:
         return _run("embedding_dropout", weight, p, True, rng, None)
